@@ -1,0 +1,404 @@
+"""The ``bot.yaml`` schema: what a bot project may declare, validated with pydantic.
+
+A minimal project::
+
+    backends:
+      bank:
+        base_url: ${COREBANK_URL:-http://127.0.0.1:8001}
+        auth: {type: oauth2_client_credentials, token_url: /oauth/token,
+               client_id: my-bot, client_secret: ${BANK_SECRET}}
+    operations:
+      check_balance:
+        intent: check_balance
+        backend: bank
+        method: GET
+        path: /customers/{customer}/accounts
+        parameters:
+          customer: {source: user, field: user_id}
+        response: {accounts: "[*]"}
+        reply:
+          ok: "{% for a in data.accounts %}{{ a.name }}: {{ a.balance | money(a.currency) }}\\n{% endfor %}"
+
+Placeholders ``{name}`` and ``{name.attr}`` in ``path``, ``query``, ``headers`` and
+``body`` refer to operation parameters; in ``body`` a string that is exactly one
+placeholder keeps the value's type (a number stays a number). ``${VAR}`` and
+``${VAR:-default}`` anywhere in the file are replaced from the environment when the
+project loads.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.[A-Za-z_][A-Za-z0-9_]*)*\}")
+
+FAILURE_CLASSES = (
+    "timeout",
+    "rate_limited",
+    "unavailable",
+    "auth_failed",
+    "rejected",
+    "not_found",
+    "outcome_unknown",
+    "denied",
+    "error",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- backends -----------------------------------------------------------------------
+
+
+class NoAuth(_Strict):
+    type: Literal["none"] = "none"
+
+
+class BearerAuth(_Strict):
+    """A static bearer token: ``Authorization: Bearer <token>``."""
+
+    type: Literal["bearer"]
+    token: str = Field(min_length=1)
+
+
+class ApiKeyAuth(_Strict):
+    """An API key sent in a header (default ``X-API-Key``) or a query parameter."""
+
+    type: Literal["api_key"]
+    key: str = Field(min_length=1)
+    header: str | None = "X-API-Key"
+    query_param: str | None = None
+
+
+class OAuth2ClientCredentials(_Strict):
+    """OAuth2 client credentials; tokens are cached and refreshed ahead of expiry."""
+
+    type: Literal["oauth2_client_credentials"]
+    token_url: str = Field(description="absolute, or relative to the backend's base_url")
+    client_id: str = Field(min_length=1)
+    client_secret: str = Field(min_length=1)
+    scope: str | None = None
+    auth_method: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
+    refresh_margin: float = Field(30.0, ge=0, description="seconds before expiry to refresh")
+
+
+Auth = Annotated[
+    NoAuth | BearerAuth | ApiKeyAuth | OAuth2ClientCredentials, Field(discriminator="type")
+]
+
+
+class RetrySettings(_Strict):
+    attempts: int = Field(3, ge=1, le=10)
+    backoff: float = Field(0.1, ge=0, description="first wait in seconds; doubles each time")
+    max_backoff: float = Field(2.0, ge=0)
+
+
+class Backend(_Strict):
+    """A system the bot talks to."""
+
+    base_url: str
+    auth: Auth = NoAuth()
+    timeout: float = Field(5.0, gt=0, le=300, description="seconds for connect and read")
+    connect_timeout: float | None = Field(None, gt=0, le=60)
+    headers: dict[str, str] = Field(default_factory=dict)
+    retry: RetrySettings = RetrySettings()
+    max_connections: int = Field(50, ge=1, le=10_000)
+    verify_tls: bool = True
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute_http(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(
+                f"must be an absolute http(s) URL such as https://api.example.com, got {value!r}"
+            )
+        return value.rstrip("/")
+
+
+# --- operations ---------------------------------------------------------------------
+
+ParameterType = Literal["string", "integer", "number", "money", "date", "boolean", "any"]
+
+
+class Lookup(_Strict):
+    """Resolve a spoken value against the user's own data via another operation.
+
+    ``account`` = "savings" becomes the id of the user's savings account by calling
+    ``operation`` and picking the item whose ``match`` field equals the value; the
+    item's ``value`` field is used. A value that matches no item is invalid, so an
+    id or name the user does not own is never passed on.
+    """
+
+    operation: str
+    match: str = "name"
+    value: str = "id"
+    items: str = Field("@", description="JMESPath to the list in the operation's mapped data")
+
+
+class Parameter(_Strict):
+    """Where one operation parameter comes from, its type and how to ask for it."""
+
+    source: Literal["entity", "user", "conversation", "constant"] = "entity"
+    entity: str | None = None
+    role: str | None = None
+    field: str | None = Field(None, description="user profile field for source=user")
+    slot: str | None = Field(None, description="conversation slot for source=conversation")
+    value: Any = None
+    type: ParameterType = "string"
+    required: bool = True
+    default: Any = None
+    choices: list[str] | None = None
+    pattern: str | None = None
+    min: float | None = None
+    max: float | None = None
+    default_currency: str | None = None
+    ask: str | None = Field(None, description="question asked when the value is missing")
+    invalid: str | None = Field(None, description="reply when a given value is not valid")
+    lookup: Lookup | None = None
+    remember: str | None = Field(None, description="store the value in this conversation slot")
+    sensitive: bool = False
+
+    @model_validator(mode="after")
+    def _source_fields(self) -> Parameter:
+        if self.source == "user" and not self.field:
+            raise ValueError("a parameter with source 'user' needs 'field' (e.g. user_id)")
+        if self.source == "conversation" and not self.slot:
+            raise ValueError("a parameter with source 'conversation' needs 'slot'")
+        if self.source == "constant" and self.value is None:
+            raise ValueError("a parameter with source 'constant' needs 'value'")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern is not a valid regular expression: {exc}") from exc
+        return self
+
+
+class Confirm(_Strict):
+    """Ask before acting; the answer is bound to the exact parameters shown."""
+
+    text: str
+    yes: str = "Yes"
+    no: str = "No"
+
+
+class Operation(_Strict):
+    """One backend action the bot may take."""
+
+    intent: str | None = Field(None, description="intent that starts it; None = only via lookup")
+    backend: str
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
+    path: str
+    query: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: Any = None
+    parameters: dict[str, Parameter] = Field(default_factory=dict)
+    response: dict[str, str] = Field(
+        default_factory=dict, description="name -> JMESPath over the response body"
+    )
+    reply: dict[str, str] = Field(
+        default_factory=dict, description="'ok' and failure classes -> Jinja2 template"
+    )
+    error_reason: str | None = Field(
+        None, description="JMESPath to the backend's own reason in an error body"
+    )
+    confirm: Confirm | None = None
+    moves_money: bool = False
+    idempotent: bool | None = None
+    max_attempts_per_parameter: int = Field(3, ge=1, le=10)
+    description: str | None = None
+
+    @field_validator("confirm", mode="before")
+    @classmethod
+    def _confirm_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"text": value}
+        if value is True:
+            raise ValueError(
+                "confirm needs the question to ask, e.g. confirm: 'Send {{ params.amount | "
+                "money }}?'"
+            )
+        if value is False:
+            return None
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _relative_path(cls, value: str) -> str:
+        if not value.startswith("/") or "://" in value or value.startswith("//"):
+            raise ValueError(
+                "must be a path relative to the backend's base_url starting with '/', "
+                f"got {value!r}"
+            )
+        return value
+
+    @field_validator("reply")
+    @classmethod
+    def _known_reply_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        allowed = {"ok", *FAILURE_CLASSES}
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise ValueError(
+                f"unknown reply key(s) {unknown}; use 'ok' or one of {sorted(FAILURE_CLASSES)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _placeholders_are_parameters(self) -> Operation:
+        used = set(_PLACEHOLDER.findall(self.path))
+        for text in [*self.query.values(), *self.headers.values()]:
+            used |= set(_PLACEHOLDER.findall(text))
+        used |= _body_placeholders(self.body)
+        missing = sorted(used - set(self.parameters))
+        if missing:
+            raise ValueError(
+                f"placeholder(s) {missing} are not declared under 'parameters'; declare them "
+                "or remove them from path/query/headers/body"
+            )
+        return self
+
+    @property
+    def is_idempotent(self) -> bool:
+        """Whether repeating the call is harmless (or made so by an idempotency key)."""
+        if self.idempotent is not None:
+            return self.idempotent
+        return self.method in ("GET", "PUT", "DELETE") or self.moves_money
+
+
+def _body_placeholders(body: Any) -> set[str]:
+    if isinstance(body, str):
+        return set(_PLACEHOLDER.findall(body))
+    if isinstance(body, dict):
+        return set().union(*(_body_placeholders(v) for v in body.values()))
+    if isinstance(body, list):
+        return set().union(*(_body_placeholders(v) for v in body))
+    return set()
+
+
+# --- understanding, dialogue, responses ---------------------------------------------
+
+
+class NluSettings(_Strict):
+    data: list[str] = Field(default_factory=lambda: ["data"])
+    pipeline: str = "fast"
+    threshold: float | None = Field(None, ge=0, le=1, description="fallback below this")
+    model_dir: str = ".intentbridge/model"
+
+
+class DialogueSettings(_Strict):
+    affirm_intents: list[str] = Field(default_factory=lambda: ["affirm"])
+    deny_intents: list[str] = Field(default_factory=lambda: ["deny"])
+    cancel_intents: list[str] = Field(default_factory=lambda: ["cancel"])
+    help_intents: list[str] = Field(default_factory=lambda: ["help"])
+    inform_intents: list[str] = Field(default_factory=lambda: ["inform"])
+    history_turns: int = Field(20, ge=0, le=1000)
+
+
+class Responses(_Strict):
+    """Fixed replies. Keys other than the named ones answer the intent of that name."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    fallback: str = "Sorry, I didn't understand that. You can say 'help' to see what I can do."
+    help: str = "I can help with: {{ operations | join(', ') }}."
+    cancelled: str = "OK, I've cancelled that."
+    nothing_to_cancel: str = "There's nothing to cancel."
+    declined: str = "OK, I won't do that."
+    confirm_reask: str = "Please answer yes or no."
+    too_many_attempts: str = (
+        "I still couldn't get a valid {{ parameter }}, so I've stopped this request. "
+        "You can start again whenever you like."
+    )
+    ask_default: str = "What {{ parameter | replace('_', ' ') }} should I use?"
+    invalid_default: str = "{{ value }} isn't a valid {{ parameter | replace('_', ' ') }}."
+    timeout: str = "The service is taking too long to answer. Please try again in a moment."
+    rate_limited: str = "The service is busy right now. Please try again in a minute."
+    unavailable: str = "Sorry, that service is unavailable right now. Please try again later."
+    auth_failed: str = "I couldn't sign in to the service. Please try again later."
+    rejected: str = "The service refused that request{% if reason %}: {{ reason }}{% endif %}."
+    not_found: str = "I couldn't find that."
+    outcome_unknown: str = (
+        "I couldn't confirm whether that went through yet. I'll check and let you know; "
+        "please don't repeat it."
+    )
+    denied: str = "Sorry, you're not allowed to do that."
+    error: str = "Something went wrong on my side. Please try again."
+
+
+class StoreSettings(_Strict):
+    url: str = Field("sqlite:///.intentbridge/store.sqlite3", description="sqlite:/// or postgresql://")
+
+
+class UserProfile(_Strict):
+    """Demo profiles keyed by user id; real deployments take them from the channel."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class BotConfig(_Strict):
+    """The whole ``bot.yaml``."""
+
+    name: str = "bot"
+    language: str = "en"
+    nlu: NluSettings = NluSettings()
+    dialogue: DialogueSettings = DialogueSettings()
+    backends: dict[str, Backend] = Field(default_factory=dict)
+    operations: dict[str, Operation] = Field(default_factory=dict)
+    responses: Responses = Responses()
+    store: StoreSettings = StoreSettings()
+    users: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("operations", "backends")
+    @classmethod
+    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not re.match(_NAME, name):
+                raise ValueError(f"name {name!r} must be letters, digits and '_' only")
+        return value
+
+    def reference_errors(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Cross-references pydantic cannot check field by field: (location, message)."""
+        errors: list[tuple[tuple[str | int, ...], str]] = []
+        intents: dict[str, str] = {}
+        for name, op in self.operations.items():
+            if op.backend not in self.backends:
+                known = ", ".join(sorted(self.backends)) or "none declared"
+                errors.append(
+                    (
+                        ("operations", name, "backend"),
+                        f"unknown backend {op.backend!r} (known: {known}); declare it under "
+                        "'backends' or fix the name",
+                    )
+                )
+            for pname, param in op.parameters.items():
+                if param.lookup and param.lookup.operation not in self.operations:
+                    errors.append(
+                        (
+                            ("operations", name, "parameters", pname, "lookup", "operation"),
+                            f"unknown operation {param.lookup.operation!r}",
+                        )
+                    )
+            if op.intent is None:
+                continue
+            if op.intent in intents:
+                errors.append(
+                    (
+                        ("operations", name, "intent"),
+                        f"intent {op.intent!r} is already handled by operation "
+                        f"{intents[op.intent]!r}; one intent starts one operation",
+                    )
+                )
+            intents[op.intent] = name
+        return errors
+
+    def operation_for_intent(self, intent: str) -> tuple[str, Operation] | None:
+        for name, op in self.operations.items():
+            if op.intent == intent:
+                return name, op
+        return None
