@@ -69,7 +69,9 @@ def _seed_base(conn: sqlite3.Connection, now: datetime) -> None:
                 " VALUES (?, ?, ?, ?, ?)",
                 (account_id(customer, name), customer, name, CURRENCY, to_cents(Decimal(balance))),
             )
-    conn.executemany("INSERT INTO payees (id, customer, name, iban) VALUES (?, ?, ?, ?)", BASE_PAYEES)
+    conn.executemany(
+        "INSERT INTO payees (id, customer, name, iban) VALUES (?, ?, ?, ?)", BASE_PAYEES
+    )
     # History is illustrative: balances above are the source of truth.
     ordered = sorted(BASE_HISTORY, key=lambda row: (-row[4], row[5]))
     conn.executemany(

@@ -193,4 +193,6 @@ def _hint_for(err: Mapping[str, Any]) -> str | None:
         return "check the spelling; see docs/bot-yaml.md for the fields allowed here"
     if kind == "missing":
         return "add it"
+    if kind == "string_type" and isinstance(err.get("input"), bool):
+        return "YAML reads yes/no/on/off/true/false as booleans; put the text in quotes"
     return None

@@ -184,8 +184,8 @@ class Confirm(_Strict):
     """Ask before acting; the answer is bound to the exact parameters shown."""
 
     text: str
-    yes: str = "Yes"
-    no: str = "No"
+    accept: str = Field("Yes", description="title of the button that confirms")
+    decline: str = Field("No", description="title of the button that declines")
 
 
 class Operation(_Strict):

@@ -1,0 +1,39 @@
+# intentbridge — every target sets up what it needs through `install`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export INTENTBRIDGE_DATA ?= $(abspath ../shared/data)
+
+.PHONY: install demo test lint fmt bench bench-nlu clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[postgres,redis,report,dev]'
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/intentbridge demo
+
+lint: install
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/mypy
+
+fmt: install
+	$(BIN)/ruff format src tests bench examples
+	$(BIN)/ruff check --fix src tests bench examples
+
+test: install lint
+	$(BIN)/python -m pytest -q
+
+bench: bench-nlu
+
+bench-nlu: install
+	$(BIN)/python bench/nlu.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

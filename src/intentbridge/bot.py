@@ -1,0 +1,206 @@
+"""A running bot: one message in, replies out, along DESIGN.md's path.
+
+channel → identity → conversation (locked, loaded) → understanding → dialogue →
+integration → reply; the conversation is saved after every turn.
+
+>>> bot = await Bot.from_project(load_project("examples/banking"))
+>>> await bot.handle(Message(text="what's my balance?", sender="alice"))
+[Reply(text='checking: 1,250.50 EUR ...')]
+>>> await bot.aclose()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from intentbridge.conversation.locks import ConversationLocks
+from intentbridge.conversation.state import Conversation, Turn
+from intentbridge.dialogue.engine import DialogueEngine
+from intentbridge.dialogue.engine import Turn as DialogueTurn
+from intentbridge.dialogue.payload import parse_payload
+from intentbridge.errors import StoreError
+from intentbridge.integration.executor import Integrations
+from intentbridge.integration.records import CallRecord
+from intentbridge.integration.templates import check_templates
+from intentbridge.project.loader import BotProject
+from intentbridge.stores import AuditEntry, Store, open_store
+from intentbridge.types import FALLBACK_INTENT, Identity, Interpretation, Message, Reply
+from intentbridge.understanding.interpreter import Interpreter
+from intentbridge.project.model import load_or_train
+
+log = structlog.get_logger("intentbridge.bot")
+
+STORE_ENV = "INTENTBRIDGE_STORE"
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    """Knobs that are about running, not about the bot itself."""
+
+    store_url: str | None = None
+    lock_timeout: float = 10.0
+    retrain: bool = False
+
+
+class Bot:
+    """Understands messages, keeps conversations, calls backends, answers."""
+
+    def __init__(
+        self,
+        project: BotProject,
+        interpreter: Interpreter,
+        integrations: Integrations,
+        store: Store,
+        settings: BotSettings | None = None,
+    ) -> None:
+        self.project = project
+        self.config = project.config
+        self.interpreter = interpreter
+        self.integrations = integrations
+        self.store = store
+        self.settings = settings or BotSettings()
+        self.dialogue = DialogueEngine(self.config, integrations.execute, store)
+        self.locks = ConversationLocks(timeout=self.settings.lock_timeout)
+
+    @classmethod
+    async def from_project(
+        cls, project: BotProject, settings: BotSettings | None = None
+    ) -> Bot:
+        """Assemble a bot: train or load the NLU, open the store, prepare backends."""
+        settings = settings or BotSettings()
+        check_templates(project.config)
+        store_url = settings.store_url or os.environ.get(STORE_ENV) or _default_store(project)
+        store = open_store(store_url)
+        await store.open()
+        model = await asyncio.to_thread(load_or_train, project, force=settings.retrain)
+        hooks = [_AuditHook(store)]
+        integrations = Integrations.from_config(project.config, hooks=hooks)
+        return cls(project, model, integrations, store, settings)
+
+    async def aclose(self) -> None:
+        await self.integrations.aclose()
+        await self.store.close()
+
+    async def ready(self) -> dict[str, bool]:
+        """Whether the store and each backend answer."""
+        checks = {"store": await self.store.ping()}
+        for name, ok in (await self.integrations.check_ready()).items():
+            checks[f"backend:{name}"] = ok
+        return checks
+
+    async def handle(self, message: Message) -> list[Reply]:
+        """Handle one message; never raises for backend problems."""
+        identity = message.identity or Identity(user_id=message.sender, channel=message.channel)
+        conversation_id = f"{message.channel}:{message.sender}"
+        async with self.locks.hold(conversation_id):
+            conv = await self._load(conversation_id, identity)
+            if message.message_id and message.message_id in conv.handled_messages:
+                # a client retry of a message we already answered: do nothing twice
+                return []
+            started = time.perf_counter()
+            interpretation = await self._understand(message.text)
+            turn = DialogueTurn(
+                conversation=conv,
+                identity=identity,
+                interpretation=interpretation,
+                profile=self._profile(identity),
+            )
+            replies = await self.dialogue.respond(turn)
+            keep = self.config.dialogue.history_turns
+            now = time.time()
+            conv.turn_count += 1
+            conv.remember_turn(Turn("user", message.text, now, interpretation.intent), keep)
+            for reply in replies:
+                conv.remember_turn(Turn("bot", reply.text, now), keep)
+            if message.message_id:
+                conv.mark_handled(message.message_id)
+            await self.store.save_conversation(conversation_id, conv.to_json())
+            log.info(
+                "turn",
+                conversation_id=conversation_id,
+                intent=interpretation.intent,
+                confidence=round(interpretation.confidence, 3),
+                replies=len(replies),
+                latency_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+        return [
+            Reply(text=r.text, buttons=r.buttons, recipient_id=message.sender) for r in replies
+        ]
+
+    async def _load(self, conversation_id: str, identity: Identity) -> Conversation:
+        try:
+            raw = await self.store.load_conversation(conversation_id)
+        except StoreError:
+            log.exception("conversation_load_failed", conversation_id=conversation_id)
+            raise
+        if raw is None:
+            return Conversation(id=conversation_id, user_id=identity.user_id)
+        return Conversation.from_json(raw)
+
+    async def _understand(self, text: str) -> Interpretation:
+        payload = parse_payload(text)
+        if payload is not None:
+            return payload
+        interpretation = await self.interpreter.interpret(text)
+        threshold = self.config.nlu.threshold
+        if threshold is not None and interpretation.confidence < threshold:
+            return Interpretation(
+                text=interpretation.text,
+                intent=FALLBACK_INTENT,
+                confidence=interpretation.confidence,
+                entities=interpretation.entities,
+                ranking=interpretation.ranking,
+            )
+        return interpretation
+
+    def _profile(self, identity: Identity) -> Mapping[str, Any]:
+        profile: dict[str, Any] = dict(self.config.users.get(identity.user_id, {}))
+        profile["user_id"] = identity.user_id
+        profile["channel"] = identity.channel
+        return profile
+
+
+class _AuditHook:
+    """Writes every backend call to the store's audit trail."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def __call__(self, record: CallRecord) -> None:
+        try:
+            await self.store.add_audit(
+                AuditEntry(
+                    conversation_id=record.conversation_id,
+                    user_id=record.user_id,
+                    operation=record.operation,
+                    backend=record.backend,
+                    method=record.method,
+                    path=record.path,
+                    outcome=record.outcome,
+                    params=dict(record.params),
+                    idempotency_key=record.idempotency_key,
+                    status_code=record.status_code,
+                    latency_ms=record.latency_ms,
+                    attempts=record.attempts,
+                    error=record.error,
+                    timestamp=record.timestamp,
+                )
+            )
+        except StoreError:
+            # an audit write must not break the conversation; it is logged loudly instead
+            log.exception("audit_write_failed", operation=record.operation)
+
+
+def _default_store(project: BotProject) -> str:
+    url = project.config.store.url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        relative = url.removeprefix("sqlite:///")
+        return f"sqlite:///{project.root / relative}"
+    return url

@@ -1,0 +1,109 @@
+"""The REST channel, compatible with Rasa's: existing chat widgets and clients work unchanged.
+
+``POST /webhooks/rest/webhook`` with ``{"sender": "...", "message": "..."}`` answers a
+JSON list of ``{"recipient_id", "text", "buttons"?}``; with ``?stream=true`` the same
+objects come back one JSON object a line as they are produced.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Header, HTTPException, Query
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from intentbridge.conversation.locks import ConversationBusyError
+from intentbridge.types import Identity, Message, Reply
+
+log = structlog.get_logger("intentbridge.channels.rest")
+
+TOKEN_ENV = "INTENTBRIDGE_REST_TOKEN"
+CHANNEL = "rest"
+MAX_MESSAGE_CHARS = 4000
+
+Handler = Callable[[Message], Awaitable[list[Reply]]]
+
+
+class RestMessage(BaseModel):
+    """What a client posts. Unknown fields are ignored, as Rasa does."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    sender: str = Field(min_length=1, max_length=128, pattern=r"^[\w.@:+-]+$")
+    message: str = Field(max_length=MAX_MESSAGE_CHARS)
+    message_id: str | None = Field(None, max_length=128)
+    metadata: dict[str, Any] | None = None
+
+
+def reply_json(reply: Reply, recipient: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"recipient_id": recipient, "text": reply.text}
+    if reply.buttons:
+        out["buttons"] = [{"title": b.title, "payload": b.payload} for b in reply.buttons]
+    return out
+
+
+def rest_router(handle: Handler, *, token: str | None = None) -> APIRouter:
+    """Routes of the REST channel; ``token`` (or $INTENTBRIDGE_REST_TOKEN) guards them."""
+    expected = token if token is not None else os.environ.get(TOKEN_ENV) or None
+    router = APIRouter()
+
+    def check_token(query_token: str | None, authorization: str | None) -> None:
+        if expected is None:
+            return
+        given = query_token
+        if given is None and authorization and authorization.lower().startswith("bearer "):
+            given = authorization[7:]
+        if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise HTTPException(status_code=401, detail="missing or wrong channel token")
+
+    @router.post("/webhooks/rest/webhook", response_model=None)
+    async def webhook(
+        body: RestMessage,
+        stream: Annotated[bool, Query()] = False,
+        token: Annotated[str | None, Query()] = None,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> JSONResponse | StreamingResponse:
+        check_token(token, authorization)
+        message = Message(
+            text=body.message,
+            sender=body.sender,
+            channel=CHANNEL,
+            # demo identity: the REST sender names the user; a signed channel replaces this
+            identity=Identity(user_id=body.sender, channel=CHANNEL, verified=expected is not None),
+            message_id=body.message_id,
+            metadata=body.metadata or {},
+        )
+        if stream:
+            return StreamingResponse(
+                _stream(handle, message), media_type="application/x-ndjson"
+            )
+        replies = await _safe_handle(handle, message)
+        return JSONResponse([reply_json(r, body.sender) for r in replies])
+
+    @router.get("/webhooks/rest/")
+    async def channel_health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return router
+
+
+async def _stream(handle: Handler, message: Message) -> AsyncIterator[bytes]:
+    for reply in await _safe_handle(handle, message):
+        yield (json.dumps(reply_json(reply, message.sender)) + "\n").encode()
+
+
+async def _safe_handle(handle: Handler, message: Message) -> list[Reply]:
+    try:
+        return await handle(message)
+    except ConversationBusyError:
+        return [Reply("I'm still working on your previous message. One moment, please.")]
+    except Exception:
+        # a bug must not become a stack trace for the user; it is logged in full here
+        log.exception("turn_failed", sender=message.sender)
+        return [Reply("Something went wrong on my side. Please try again.")]

@@ -1,0 +1,125 @@
+"""The ``intentbridge`` command: init, train, run, chat, demo, nlu.
+
+>>> intentbridge init my-bot && intentbridge chat my-bot
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from importlib import resources
+from pathlib import Path
+from collections.abc import Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from intentbridge.cli.nlu import app as nlu_app
+from intentbridge.errors import IntentbridgeError
+
+app = typer.Typer(
+    name="intentbridge",
+    help="Connect chatbots to the systems behind them.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(nlu_app, name="nlu", help="Train, evaluate and convert NLU models.")
+T = TypeVar("T")
+console = Console()
+err = Console(stderr=True)
+
+ProjectArg = Annotated[Path, typer.Argument(help="bot project folder (holds bot.yaml)")]
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="folder to create")],
+    force: Annotated[bool, typer.Option(help="write into an existing, non-empty folder")] = False,
+) -> None:
+    """Create a new bot project with a bot.yaml and training data to start from."""
+    if directory.exists() and any(directory.iterdir()) and not force:
+        err.print(f"[red]{directory} is not empty[/red]; choose another folder or pass --force")
+        raise typer.Exit(1)
+    template = resources.files("intentbridge.cli") / "templates" / "project"
+    with resources.as_file(template) as source:
+        shutil.copytree(source, directory, dirs_exist_ok=True)
+    console.print(f"Created [bold]{directory}[/bold]. Next:")
+    console.print(f"  intentbridge chat {directory}    # talk to it in the terminal")
+    console.print(f"  intentbridge run {directory}     # serve the REST channel")
+
+
+@app.command()
+def train(project: ProjectArg) -> None:
+    """Train the project's NLU model from its training data."""
+    from intentbridge.project import load_project
+    from intentbridge.project.model import train_project
+
+    loaded = _guard(lambda: load_project(project))
+    model = _guard(lambda: train_project(loaded))
+    console.print(f"Trained {model!r} into {loaded.model_dir}")
+
+
+@app.command()
+def run(
+    project: ProjectArg,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="PORT", help="port to listen on")] = 8000,
+    store: Annotated[str | None, typer.Option(help="store URL (sqlite:///… postgresql://…)")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Serve the bot: REST channel, /health, /ready, /metrics."""
+    import uvicorn
+
+    from intentbridge.bot import BotSettings
+    from intentbridge.observability.logging import configure_logging
+    from intentbridge.project import load_project
+    from intentbridge.server.app import create_app
+
+    configure_logging()
+    loaded = _guard(lambda: load_project(project))
+    api = create_app(loaded, BotSettings(store_url=store))
+    uvicorn.run(api, host=host, port=port, log_level=log_level)
+
+
+@app.command()
+def chat(
+    project: ProjectArg,
+    sender: Annotated[str, typer.Option(help="who you are (demo identity)")] = "alice",
+    store: Annotated[str | None, typer.Option(help="store URL")] = None,
+) -> None:
+    """Chat with the bot in the terminal (no server needed)."""
+    from intentbridge.cli.chat import chat_loop
+
+    _guard(lambda: asyncio.run(chat_loop(project, sender=sender, store_url=store)))
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(envvar="PORT", help="bot port")] = 8000,
+    bank_port: Annotated[int, typer.Option(envvar="BANK_PORT", help="sample bank port")] = 8001,
+    project: Annotated[
+        Path | None, typer.Option(help="banking example folder (found automatically)")
+    ] = None,
+) -> None:
+    """Start the sample bank and the banking bot on 127.0.0.1 and chat over REST."""
+    from intentbridge.cli.demo import run_demo
+
+    _guard(lambda: run_demo(port=port, bank_port=bank_port, project=project))
+
+
+def _guard(action: Callable[[], T]) -> T:
+    """Run ``action``; our own errors become one clear line and exit status 2."""
+    try:
+        return action()
+    except IntentbridgeError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+
+
+def main() -> None:
+    """Entry point of the ``intentbridge`` script."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    app()

@@ -1,0 +1,521 @@
+"""The dialogue: fill an operation's parameters, ask, confirm, cancel, correct, execute.
+
+One call to :meth:`DialogueEngine.respond` handles one user turn against a loaded
+conversation and returns the replies. The engine never raises for a backend problem:
+every failure class becomes a reply, and the call is audited by the integration layer.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jmespath
+
+from intentbridge.conversation.state import Conversation, Frame
+from intentbridge.dialogue.values import Invalid, coerce
+from intentbridge.integration.templates import render
+from intentbridge.project.schema import BotConfig, Operation, Parameter
+from intentbridge.stores.base import PendingOperation, Store
+from intentbridge.types import (
+    FALLBACK_INTENT,
+    Button,
+    Entity,
+    Identity,
+    Interpretation,
+    Money,
+    Reply,
+    Result,
+)
+
+Execute = Callable[..., Awaitable[Result]]
+SWITCH_CONFIDENCE = 0.6
+"""An intent this sure may abandon the frame being filled and start its own operation."""
+
+
+@dataclass
+class Turn:
+    """What one turn works with."""
+
+    conversation: Conversation
+    identity: Identity
+    interpretation: Interpretation
+    profile: Mapping[str, Any]
+    replies: list[Reply] = field(default_factory=list)
+    lookups: dict[str, Result] = field(default_factory=dict)
+
+    def say(self, text: str, buttons: tuple[Button, ...] = ()) -> None:
+        if text.strip():
+            self.replies.append(Reply(text=text.strip(), buttons=buttons))
+
+
+class DialogueEngine:
+    """Decides what to do with an interpretation, given the conversation so far.
+
+    ``execute`` is the integration layer's ``execute(op_name, params, *,
+    conversation_id, user_id, idempotency_key)``; ``store`` is where money-moving keys
+    are recorded before a call is sent.
+    """
+
+    def __init__(self, config: BotConfig, execute: Execute, store: Store) -> None:
+        self.config = config
+        self.execute = execute
+        self.store = store
+        d = config.dialogue
+        self._affirm = set(d.affirm_intents)
+        self._deny = set(d.deny_intents)
+        self._cancel = set(d.cancel_intents)
+        self._help = set(d.help_intents)
+        self._inform = set(d.inform_intents)
+        self._responses = config.responses.model_dump()
+
+    # --- entry point -------------------------------------------------------------------
+
+    async def respond(self, turn: Turn) -> list[Reply]:
+        conv = turn.conversation
+        intent = turn.interpretation.intent
+        frame = conv.frame
+        if frame is not None and frame.status == "executing":
+            # a previous turn stopped between sending and recording: finish it first
+            await self._execute(turn, frame)
+            frame = conv.frame
+        if frame is not None and frame.operation not in self.config.operations:
+            conv.frame = frame = None  # the project changed under a stored conversation
+        if intent in self._cancel:
+            self._cancel_frame(turn)
+        elif frame is not None and frame.status == "confirming":
+            await self._confirming(turn, frame)
+        elif frame is not None:
+            await self._filling(turn, frame)
+        else:
+            await self._idle(turn)
+        return turn.replies
+
+    # --- states ------------------------------------------------------------------------
+
+    async def _idle(self, turn: Turn) -> None:
+        interp = turn.interpretation
+        intent = interp.intent
+        started = self.config.operation_for_intent(intent)
+        if started is not None and intent != FALLBACK_INTENT:
+            await self._start(turn, started[0])
+            return
+        if intent in self._help:
+            turn.say(self._help_text())
+            return
+        if self._carry_over(turn):
+            await self._advance(turn, self._require_frame(turn))
+            return
+        response = self._responses.get(intent)
+        if isinstance(response, str) and intent not in (FALLBACK_INTENT, "help"):
+            turn.say(self._render(response, turn))
+            return
+        turn.say(self._render(self._responses["fallback"], turn))
+
+    async def _confirming(self, turn: Turn, frame: Frame) -> None:
+        interp = turn.interpretation
+        op = self.config.operations[frame.operation]
+        if interp.intent in self._affirm:
+            shown = interp.entity("confirm_digest")
+            if shown is not None and shown.value != frame.confirm_digest:
+                # a stale button from an earlier question: ask about what is current
+                await self._ask_confirmation(turn, frame, op)
+                return
+            if frame.digest() != frame.confirm_digest:
+                await self._ask_confirmation(turn, frame, op)
+                return
+            await self._execute(turn, frame)
+            return
+        if interp.intent in self._deny:
+            turn.conversation.frame = None
+            turn.say(self._render(self._responses["declined"], turn))
+            return
+        if interp.intent in self._help:
+            turn.say(self._help_text())
+            await self._ask_confirmation(turn, frame, op)
+            return
+        # a correction ("make it 30", "from savings instead") changes the parameters
+        # and needs a new confirmation of exactly what will happen
+        changed = await self._fill(turn, frame, op, free_text=False)
+        if changed:
+            await self._advance(turn, frame)
+            return
+        if self._switches(turn, frame):
+            await self._start(turn, self._op_for(interp.intent))
+            return
+        turn.say(
+            self._render(self._responses["confirm_reask"], turn),
+            buttons=self._confirm_buttons(frame, op),
+        )
+
+    async def _filling(self, turn: Turn, frame: Frame) -> None:
+        interp = turn.interpretation
+        op = self.config.operations[frame.operation]
+        if interp.intent in self._help:
+            turn.say(self._help_text())
+            await self._advance(turn, frame)
+            return
+        if self._switches(turn, frame) and not self._entities_fit(turn, op):
+            await self._start(turn, self._op_for(interp.intent))
+            return
+        await self._fill(turn, frame, op, free_text=True)
+        await self._advance(turn, frame)
+
+    # --- frames ------------------------------------------------------------------------
+
+    async def _start(self, turn: Turn, op_name: str) -> None:
+        frame = Frame(operation=op_name)
+        turn.conversation.frame = frame
+        op = self.config.operations[op_name]
+        await self._fill(turn, frame, op, free_text=False)
+        await self._advance(turn, frame)
+
+    def _cancel_frame(self, turn: Turn) -> None:
+        if turn.conversation.frame is None:
+            turn.say(self._render(self._responses["nothing_to_cancel"], turn))
+            return
+        turn.conversation.frame = None
+        turn.say(self._render(self._responses["cancelled"], turn))
+
+    async def _fill(self, turn: Turn, frame: Frame, op: Operation, *, free_text: bool) -> bool:
+        """Put values from this message into the frame; True when anything changed.
+
+        Invalid values are not stored: the parameter is asked again with the reason.
+        """
+        values = _assign_entities(op, turn.interpretation.entities, frame)
+        asking = frame.asking
+        if free_text and asking is not None and asking not in values:
+            param = op.parameters.get(asking)
+            text = turn.interpretation.text.strip()
+            if param is not None and text and self._takes_free_text(turn, param):
+                values[asking] = text
+        changed = False
+        for name, raw in values.items():
+            param = op.parameters[name]
+            value = coerce(param, raw, previous=frame.params.get(name))
+            if not isinstance(value, Invalid) and param.lookup is not None:
+                value = await self._resolve(turn, frame, name, param, value)
+            if isinstance(value, Invalid):
+                if self._count_attempt(turn, frame, op, name):
+                    self._say_invalid(turn, name, param, raw, value)
+                    frame.asking = name
+                return changed
+            if frame.params.get(name) != value:
+                changed = True
+            frame.params[name] = value
+            if frame.asking == name:
+                frame.asking = None
+        return changed
+
+    def _takes_free_text(self, turn: Turn, param: Parameter) -> bool:
+        # a whole message is taken as the answer unless it is clearly something else
+        intent = turn.interpretation.intent
+        if intent in self._affirm or intent in self._deny:
+            return param.type == "boolean"
+        return param.source == "entity"
+
+    async def _advance(self, turn: Turn, frame: Frame) -> None:
+        """Ask for the next missing value, ask for confirmation, or execute."""
+        if turn.conversation.frame is not frame:
+            return
+        op = self.config.operations[frame.operation]
+        if frame.asking is not None and frame.asking not in frame.params:
+            if not turn.replies:
+                self._ask(turn, frame.asking, op.parameters[frame.asking])
+            return
+        for name, param in op.parameters.items():
+            if param.source != "entity" or name in frame.params:
+                continue
+            if param.default is not None:
+                value = coerce(param, param.default)
+                if not isinstance(value, Invalid) and param.lookup is not None:
+                    value = await self._resolve(turn, frame, name, param, value)
+                if isinstance(value, Invalid):
+                    turn.conversation.frame = None
+                    return
+                frame.params[name] = value
+                continue
+            if not param.required:
+                continue
+            frame.asking = name
+            self._ask(turn, name, param)
+            return
+        frame.asking = None
+        if turn.conversation.frame is not frame:
+            return
+        if op.confirm is not None:
+            await self._ask_confirmation(turn, frame, op)
+            return
+        await self._execute(turn, frame)
+
+    async def _ask_confirmation(self, turn: Turn, frame: Frame, op: Operation) -> None:
+        assert op.confirm is not None
+        frame.status = "confirming"
+        frame.confirm_digest = frame.digest()
+        frame.idempotency_key = None  # new parameters, new key
+        text = self._render(op.confirm.text, turn, params=frame.params)
+        turn.say(text, buttons=self._confirm_buttons(frame, op))
+
+    def _confirm_buttons(self, frame: Frame, op: Operation) -> tuple[Button, ...]:
+        assert op.confirm is not None
+        digest = frame.confirm_digest or ""
+        yes = self.config.dialogue.affirm_intents[0]
+        no = self.config.dialogue.deny_intents[0]
+        return (
+            Button(op.confirm.accept, f'/{yes}{{"confirm_digest": "{digest}"}}'),
+            Button(op.confirm.decline, f"/{no}"),
+        )
+
+    def _ask(self, turn: Turn, name: str, param: Parameter) -> None:
+        template = param.ask or self._responses["ask_default"]
+        turn.say(self._render(template, turn, parameter=name))
+
+    def _say_invalid(
+        self, turn: Turn, name: str, param: Parameter, raw: Any, why: Invalid
+    ) -> None:
+        shown = raw.text if isinstance(raw, Entity) else raw
+        template = param.invalid or self._responses["invalid_default"]
+        text = self._render(template, turn, parameter=name, value=shown, reason=why.reason)
+        turn.say(f"{text} ({why.reason}.)" if param.invalid is None else text)
+
+    def _count_attempt(self, turn: Turn, frame: Frame, op: Operation, name: str) -> bool:
+        """Count a failed attempt; False (and the frame dropped) when too many."""
+        frame.attempts[name] = frame.attempts.get(name, 0) + 1
+        if frame.attempts[name] >= op.max_attempts_per_parameter:
+            turn.conversation.frame = None
+            turn.say(self._render(self._responses["too_many_attempts"], turn, parameter=name))
+            return False
+        return True
+
+    # --- lookups and execution ------------------------------------------------------------
+
+    async def _resolve(
+        self, turn: Turn, frame: Frame, name: str, param: Parameter, value: Any
+    ) -> Any:
+        """Check a spoken value against the user's own data; returns it or Invalid."""
+        lookup = param.lookup
+        assert lookup is not None
+        result = turn.lookups.get(lookup.operation)
+        if result is None:
+            lookup_op = self.config.operations[lookup.operation]
+            params = self._context_params(turn, lookup_op)
+            result = await self.execute(
+                lookup.operation,
+                params,
+                conversation_id=turn.conversation.id,
+                user_id=turn.identity.user_id,
+            )
+            turn.lookups[lookup.operation] = result
+        if not result.ok:
+            return Invalid(f"I couldn't check that right now ({result.outcome})")
+        items = jmespath.search(lookup.items, result.data) if result.data is not None else None
+        if not isinstance(items, list):
+            return Invalid("I couldn't check that right now")
+        wanted = str(value).strip().lower()
+        options = []
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            options.append(str(item.get(lookup.match, "")))
+            candidates = {str(item.get(lookup.match, "")).lower(), str(item.get(lookup.value, ""))}
+            if wanted in {c.lower() for c in candidates}:
+                frame.resolved[name] = item.get(lookup.value)
+                return item.get(lookup.match, value)
+        return Invalid("the options are " + ", ".join(o for o in options if o))
+
+    def _context_params(self, turn: Turn, op: Operation) -> dict[str, Any]:
+        """Parameters that come from the user, the conversation or constants."""
+        out: dict[str, Any] = {}
+        for name, param in op.parameters.items():
+            if param.source == "user":
+                assert param.field is not None
+                out[name] = turn.profile.get(param.field)
+            elif param.source == "conversation":
+                assert param.slot is not None
+                out[name] = turn.conversation.slots.get(param.slot, param.default)
+            elif param.source == "constant":
+                out[name] = param.value
+        return out
+
+    async def _execute(self, turn: Turn, frame: Frame) -> None:
+        conv = turn.conversation
+        op = self.config.operations[frame.operation]
+        params = {**self._context_params(turn, op), **frame.params, **frame.resolved}
+        missing = [
+            n for n, p in op.parameters.items()
+            if p.required and p.source != "entity" and params.get(n) is None
+        ]
+        if missing:
+            conv.frame = None
+            turn.say(self._render(self._responses["denied"], turn))
+            return
+        key = None
+        if op.moves_money:
+            resumed = frame.status == "executing" and frame.idempotency_key is not None
+            key = frame.idempotency_key if resumed else f"ib-{uuid.uuid4().hex}"
+            frame.idempotency_key = key
+            frame.status = "executing"
+            assert key is not None
+            # the key is durable before the request leaves: a crash now cannot lead to
+            # a second transfer, because the retry after restart reuses this key
+            await self.store.put_pending(
+                PendingOperation(
+                    idempotency_key=key,
+                    conversation_id=conv.id,
+                    operation=frame.operation,
+                    params=_jsonable(params),
+                    created_at=time.time(),
+                )
+            )
+            await self.store.save_conversation(conv.id, conv.to_json())
+        result = await self.execute(
+            frame.operation,
+            params,
+            conversation_id=conv.id,
+            user_id=turn.identity.user_id,
+            idempotency_key=key,
+        )
+        if key is not None:
+            status = {"ok": "done", "outcome_unknown": "unknown"}.get(result.outcome, "failed")
+            await self.store.finish_pending(key, status, result.outcome)  # type: ignore[arg-type]
+        conv.frame = None
+        if result.ok:
+            conv.last_operation = frame.operation
+            conv.last_params = dict(frame.params)
+            for name, param in op.parameters.items():
+                if param.remember and name in frame.params:
+                    conv.slots[param.remember] = frame.params[name]
+        template = op.reply.get(result.outcome) or self._outcome_template(result)
+        turn.say(
+            self._render(
+                template,
+                turn,
+                params=frame.params,
+                resolved=frame.resolved,
+                data=result.data,
+                reason=result.error,
+                outcome=result.outcome,
+            )
+        )
+
+    def _outcome_template(self, result: Result) -> str:
+        if result.ok:
+            return "Done."
+        template = self._responses.get(result.outcome)
+        return template if isinstance(template, str) else self._responses["error"]
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _carry_over(self, turn: Turn) -> bool:
+        """'and savings?' after a balance: the last operation again with the new value."""
+        conv = turn.conversation
+        interp = turn.interpretation
+        if conv.last_operation is None or conv.last_operation not in self.config.operations:
+            return False
+        if interp.intent not in self._inform and interp.intent != FALLBACK_INTENT:
+            return False
+        op = self.config.operations[conv.last_operation]
+        frame = Frame(operation=conv.last_operation)
+        values = _assign_entities(op, interp.entities, frame)
+        if not values:
+            return False
+        frame.params = dict(conv.last_params)
+        for name, raw in values.items():
+            frame.params[name] = raw.value if isinstance(raw, Entity) else raw
+        frame.params = {
+            k: v for k, v in frame.params.items()
+            if k in values or op.parameters[k].lookup is None
+        }
+        conv.frame = frame
+        return True
+
+    def _require_frame(self, turn: Turn) -> Frame:
+        assert turn.conversation.frame is not None
+        return turn.conversation.frame
+
+    def _switches(self, turn: Turn, frame: Frame) -> bool:
+        interp = turn.interpretation
+        target = self.config.operation_for_intent(interp.intent)
+        return (
+            target is not None
+            and target[0] != frame.operation
+            and interp.confidence >= SWITCH_CONFIDENCE
+        )
+
+    def _entities_fit(self, turn: Turn, op: Operation) -> bool:
+        return bool(_assign_entities(op, turn.interpretation.entities, Frame(operation="")))
+
+    def _op_for(self, intent: str) -> str:
+        found = self.config.operation_for_intent(intent)
+        assert found is not None
+        return found[0]
+
+    def _help_text(self) -> str:
+        described = [
+            op.description or name.replace("_", " ")
+            for name, op in self.config.operations.items()
+            if op.intent is not None
+        ]
+        return render(self._responses["help"], operations=described)
+
+    def _render(self, template: str, turn: Turn, **extra: Any) -> str:
+        context: dict[str, Any] = {
+            "user": dict(turn.profile),
+            "slots": turn.conversation.slots,
+            "params": {},
+        }
+        context.update(extra)
+        return render(template, **context)
+
+
+def _assign_entities(
+    op: Operation, entities: tuple[Entity, ...], frame: Frame
+) -> dict[str, Any]:
+    """Which parameter each entity of the message fills (raw values, not yet checked)."""
+    out: dict[str, Any] = {}
+    used: set[int] = set()
+    entity_params = {n: p for n, p in op.parameters.items() if p.source == "entity"}
+
+    def take(name: str, match: Callable[[Entity], bool]) -> None:
+        for i, ent in enumerate(entities):
+            if i not in used and match(ent):
+                used.add(i)
+                out[name] = ent.value
+                return
+
+    # exact entity + role first, then entity without role conflict
+    for name, p in entity_params.items():
+        wanted = p.entity or name
+        if p.role is not None:
+            take(name, lambda e, w=wanted, r=p.role: e.entity == w and e.role == r)
+    for name, p in entity_params.items():
+        wanted = p.entity or name
+        if name not in out and p.role is None:
+            take(name, lambda e, w=wanted: e.entity == w)
+    # role-less mentions go to the parameter being asked, then to the missing ones in order
+    order = sorted(
+        (n for n in entity_params if n not in out),
+        key=lambda n: (n != frame.asking, n in frame.params),
+    )
+    for name in order:
+        wanted = entity_params[name].entity or name
+        take(name, lambda e, w=wanted: e.entity == w and e.role is None)
+    # a bare number or amount corrects the one numeric parameter ("make it 30")
+    numeric = [n for n, p in entity_params.items() if p.type in ("money", "number", "integer")]
+    if len(numeric) == 1 and numeric[0] not in out:
+        take(
+            numeric[0],
+            lambda e: isinstance(e.value, Money | int | float)
+            or e.entity in {"number", "amount", "money"},
+        )
+    return out
+
+
+def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
+    from intentbridge.conversation.state import encode_value
+
+    encoded: dict[str, Any] = encode_value(dict(params))
+    return encoded

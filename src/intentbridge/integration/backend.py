@@ -1,0 +1,295 @@
+"""One backend: a pooled HTTP client that sends calls and classifies what came back.
+
+``BackendClient.send`` never raises for a backend failure; every answer, refusal,
+timeout or dropped connection becomes a ``Result`` with an outcome the dialogue can
+word for a person:
+
+============================  =====================================================
+2xx                           ``ok`` (JSON body parsed, else text)
+401, 403                      ``auth_failed`` (also: token endpoint failed)
+404                           ``not_found``
+408, 504                      ``timeout`` (504 on an unsafe call: ``outcome_unknown``)
+429                           ``rate_limited``
+other 4xx                     ``rejected`` with the backend's reason
+5xx, connection refused       ``unavailable``
+no connection in time         ``timeout`` (nothing was sent)
+answer lost after sending     ``outcome_unknown`` for POST/PATCH/money, else ``timeout``
+============================  =====================================================
+
+"Unsafe" means the request may have changed something and repeating it blindly could
+do so twice: POST and PATCH, and any call that moves money.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import structlog
+
+from intentbridge.errors import IntegrationError
+from intentbridge.integration.auth import OAuth2ClientCredentialsAuth, TokenError, auth_for
+from intentbridge.integration.deadline import time_left
+from intentbridge.project.schema import Backend
+from intentbridge.types import Call, Outcome, Result
+
+__all__ = ["BackendClient", "BackendResult", "error_reason", "is_unsafe", "retry_after_of"]
+
+log = structlog.get_logger(__name__)
+
+_REASON_KEYS = ("detail", "error", "message")
+_MAX_ERROR_TEXT = 300
+
+
+@dataclass(frozen=True, slots=True)
+class BackendResult(Result):
+    """A ``Result`` that also carries the backend's ``Retry-After`` (in seconds)."""
+
+    retry_after: float | None = None
+
+
+def retry_after_of(result: Result) -> float | None:
+    """Seconds the backend asked to wait before retrying, when it said so."""
+    return getattr(result, "retry_after", None)
+
+
+def is_unsafe(call: Call) -> bool:
+    """Whether sending ``call`` may have changed something (POST, PATCH, moving money)."""
+    return call.method in ("POST", "PATCH") or call.moves_money
+
+
+def error_reason(body: Any) -> str | None:
+    """The backend's own reason in an error body: ``detail``, ``error`` or ``message``.
+
+    FastAPI's validation list (``[{"msg": ...}]``) is joined into one line.
+    """
+    if isinstance(body, dict):
+        for key in _REASON_KEYS:
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return _short(value)
+            if isinstance(value, dict):
+                inner = error_reason(value)
+                if inner:
+                    return inner
+            if isinstance(value, list) and value:
+                msgs = [str(v.get("msg")) for v in value if isinstance(v, dict) and v.get("msg")]
+                if msgs:
+                    return _short("; ".join(msgs))
+    elif isinstance(body, str) and body.strip() and len(body) <= _MAX_ERROR_TEXT:
+        return body.strip()
+    return None
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_ERROR_TEXT else text[: _MAX_ERROR_TEXT - 1] + "…"
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _parse_body(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    if "json" in response.headers.get("content-type", ""):
+        try:
+            return response.json()
+        except ValueError:
+            pass
+    return response.text
+
+
+class BackendClient:
+    """The connection to one backend: one pooled ``httpx.AsyncClient``, made on first use.
+
+    >>> client = BackendClient("bank", config.backends["bank"])
+    >>> result = await client.send(call)
+    >>> await client.aclose()
+    """
+
+    def __init__(self, name: str, settings: Backend) -> None:
+        self.name = name
+        self.settings = settings
+        self._client: httpx.AsyncClient | None = None
+        self._auth: httpx.Auth | None = None
+        base = httpx.URL(settings.base_url)
+        self._origin = (base.scheme, base.host, base.port)
+        connect = settings.connect_timeout or settings.timeout
+        self._timeout = httpx.Timeout(settings.timeout, connect=min(connect, settings.timeout))
+
+    def __repr__(self) -> str:
+        # Settings hold credentials; only say which backend this is.
+        return f"BackendClient(name={self.name!r}, base_url={self.settings.base_url!r})"
+
+    @property
+    def auth(self) -> httpx.Auth | None:
+        """The credentials flow in use (None without auth); made with the HTTP client."""
+        _ = self.http
+        return self._auth
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The pooled client; created lazily so construction needs no event loop."""
+        if self._client is None:
+            limits = httpx.Limits(
+                max_connections=self.settings.max_connections,
+                max_keepalive_connections=self.settings.max_connections,
+            )
+            client = httpx.AsyncClient(
+                base_url=self.settings.base_url,
+                headers=self.settings.headers,
+                timeout=self._timeout,
+                limits=limits,
+                verify=self.settings.verify_tls,
+                follow_redirects=False,  # a redirect could lead off the backend's host
+            )
+            auth = auth_for(self.settings)
+            if isinstance(auth, OAuth2ClientCredentialsAuth):
+                auth.bind(client)
+            if auth is not None:
+                client.auth = auth
+            self._auth = auth
+            self._client = client
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    async def ping(self, timeout: float = 2.0) -> bool:
+        """Whether the backend answers HTTP at all (any status counts)."""
+        try:
+            await self.http.head(self.settings.base_url, auth=None, timeout=timeout)
+        except httpx.HTTPError:
+            return False
+        return True
+
+    async def send(self, call: Call, *, timeout: float | None = None) -> Result:
+        """Send ``call`` and classify the answer; never raises for backend failures.
+
+        ``timeout`` (seconds, total) and the deadline in force (see
+        ``intentbridge.integration.deadline``) both clip the client's timeouts.
+        """
+        started = time.perf_counter()
+        limit = timeout
+        left = time_left()
+        if left is not None:
+            limit = left if limit is None else min(limit, left)
+        if limit is not None and limit <= 0:
+            return self._failed(call, "timeout", "no time left before the deadline", started)
+
+        client = self.http
+        headers = list(call.headers)
+        if call.idempotency_key is not None:
+            headers.append(("Idempotency-Key", call.idempotency_key))
+        request_timeout: httpx.Timeout | None = None
+        if limit is not None and limit < self.settings.timeout:
+            request_timeout = httpx.Timeout(limit, connect=min(limit, self._timeout.connect or limit))
+        request = client.build_request(
+            call.method,
+            call.path,
+            params=call.query or None,
+            headers=headers,
+            json=call.json,
+            timeout=request_timeout or self._timeout,
+        )
+        url = request.url
+        if (url.scheme, url.host, url.port) != self._origin:
+            # build_call makes this impossible; if it ever happens, refuse loudly.
+            raise IntegrationError(
+                f"call {call.operation!r} would leave backend {self.name!r} "
+                f"({url.scheme}://{url.host}); refusing to send"
+            )
+        try:
+            if limit is None:
+                response = await client.send(request)
+            else:
+                async with asyncio.timeout(limit):
+                    response = await client.send(request)
+        except TokenError as exc:
+            return self._failed(call, "auth_failed", str(exc), started)
+        except (httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteTimeout):
+            # The request never fully left: nothing can have happened.
+            return self._failed(call, "timeout", "no connection to the backend in time", started)
+        except httpx.ConnectError:
+            return self._failed(call, "unavailable", "could not connect to the backend", started)
+        except httpx.WriteError:
+            return self._failed(call, "unavailable", "connection failed while sending", started)
+        except (httpx.ReadTimeout, TimeoutError):
+            if is_unsafe(call):
+                return self._failed(
+                    call, "outcome_unknown", "sent, but no answer before the timeout", started
+                )
+            return self._failed(call, "timeout", "no answer before the timeout", started)
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            if is_unsafe(call):
+                return self._failed(
+                    call, "outcome_unknown", "sent, but the connection dropped", started
+                )
+            return self._failed(call, "unavailable", "the connection dropped", started)
+        except httpx.HTTPError as exc:
+            return self._failed(call, "error", f"HTTP client error ({type(exc).__name__})", started)
+
+        latency = (time.perf_counter() - started) * 1000
+        return self._classify(call, response, latency)
+
+    def _failed(self, call: Call, outcome: Outcome, error: str, started: float) -> Result:
+        latency = (time.perf_counter() - started) * 1000
+        return BackendResult(call=call, outcome=outcome, error=error, latency_ms=latency)
+
+    def _classify(self, call: Call, response: httpx.Response, latency: float) -> Result:
+        status = response.status_code
+        body = _parse_body(response)
+        outcome: Outcome
+        error: str | None = None
+        retry_after: float | None = None
+        if 200 <= status < 300:
+            outcome = "ok"
+        elif status in (401, 403):
+            outcome, error = "auth_failed", f"the backend refused our credentials (HTTP {status})"
+        elif status == 404:
+            outcome, error = "not_found", error_reason(body) or "not found (HTTP 404)"
+        elif status == 408:
+            outcome, error = "timeout", "the backend timed out reading the request (HTTP 408)"
+        elif status == 504:
+            # A gateway gave up waiting; the system behind it may still have acted.
+            outcome = "outcome_unknown" if is_unsafe(call) else "timeout"
+            error = "a gateway timed out waiting for the backend (HTTP 504)"
+        elif status == 429:
+            outcome, error = "rate_limited", "the backend is rate limiting (HTTP 429)"
+            retry_after = _parse_retry_after(response.headers.get("retry-after"))
+        elif 400 <= status < 500:
+            outcome, error = "rejected", error_reason(body) or f"the backend refused (HTTP {status})"
+        elif status >= 500:
+            outcome, error = "unavailable", f"the backend failed (HTTP {status})"
+            retry_after = _parse_retry_after(response.headers.get("retry-after"))
+        else:
+            outcome, error = "error", f"unexpected HTTP {status} (redirects are not followed)"
+        return BackendResult(
+            call=call,
+            outcome=outcome,
+            status_code=status,
+            body=body,
+            error=error,
+            latency_ms=latency,
+            retry_after=retry_after,
+        )

@@ -1,0 +1,218 @@
+"""Inline entity annotations in Rasa's markdown-like style.
+
+Three forms are understood::
+
+    move [50 euros](amount) to savings
+    from my [savings account](account:savings)          # value is a synonym
+    to [savings]{"entity": "account", "role": "to", "group": "1"}
+
+``[`` and ``]`` are reserved: outside an annotation they are an error, because a
+forgotten ``(entity)`` would otherwise silently become plain text.
+
+>>> parse_annotated("send [5 euros](amount)")
+('send 5 euros', (EntitySpan(start=5, end=12, entity='amount', value='5 euros', ...),))
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+
+from intentbridge.errors import TrainingDataError
+from intentbridge.understanding.data import EntitySpan
+
+# names in the short form: anything but the delimiters of that form
+_SHORT_ENTITY = re.compile(r"^[^\s:()\[\]{}]+$")
+_SHORT_VALUE = re.compile(r"^[^()\[\]{}\n]+$")
+_JSON_KEYS = frozenset({"entity", "value", "role", "group"})
+
+
+def parse_annotated(
+    annotated: str, *, path: str | None = None, line: int | None = None
+) -> tuple[str, tuple[EntitySpan, ...]]:
+    """Strip annotations from ``annotated``; return the plain text and the spans.
+
+    Raises :class:`TrainingDataError` for unbalanced brackets, a ``[text]`` not
+    followed by ``(entity)`` or ``{json}``, or bad JSON in the dictionary form.
+    """
+    out: list[str] = []
+    spans: list[EntitySpan] = []
+    pos = 0
+    length = 0
+    n = len(annotated)
+    while pos < n:
+        ch = annotated[pos]
+        if ch == "]":
+            raise _error(annotated, pos, "unexpected ']' without a matching '['", path, line)
+        if ch != "[":
+            out.append(ch)
+            length += 1
+            pos += 1
+            continue
+        close = annotated.find("]", pos + 1)
+        nested = annotated.find("[", pos + 1)
+        if close == -1 or (nested != -1 and nested < close):
+            raise _error(annotated, pos, "unbalanced '[': no matching ']'", path, line)
+        entity_text = annotated[pos + 1 : close]
+        if not entity_text:
+            raise _error(annotated, pos, "empty annotation '[]'", path, line)
+        after = close + 1
+        if after < n and annotated[after] == "(":
+            end = annotated.find(")", after)
+            if end == -1:
+                raise _error(annotated, after, "unbalanced '(': no matching ')'", path, line)
+            span = _short_form(annotated[after + 1 : end], entity_text, length, annotated, after, path, line)
+            pos = end + 1
+        elif after < n and annotated[after] == "{":
+            end = _json_end(annotated, after)
+            if end == -1:
+                raise _error(annotated, after, "unbalanced '{': no matching '}'", path, line)
+            span = _json_form(annotated[after : end + 1], entity_text, length, annotated, after, path, line)
+            pos = end + 1
+        else:
+            raise _error(
+                annotated,
+                pos,
+                f"'[{entity_text}]' must be followed by (entity) or {{\"entity\": ...}}",
+                path,
+                line,
+            )
+        spans.append(span)
+        out.append(entity_text)
+        length += len(entity_text)
+    return "".join(out), tuple(spans)
+
+
+def _short_form(
+    inner: str, entity_text: str, start: int, src: str, at: int, path: str | None, line: int | None
+) -> EntitySpan:
+    entity, sep, value = inner.partition(":")
+    entity = entity.strip()
+    if not entity or not _SHORT_ENTITY.match(entity):
+        raise _error(src, at, f"bad entity name {entity!r} in ({inner})", path, line)
+    if sep and not value:
+        raise _error(src, at, f"empty value after ':' in ({inner})", path, line)
+    return EntitySpan(
+        start=start,
+        end=start + len(entity_text),
+        entity=entity,
+        value=value if sep else entity_text,
+    )
+
+
+def _json_end(src: str, start: int) -> int:
+    """Index of the '}' closing the JSON object at ``start`` (strings may hold braces)."""
+    depth = 0
+    in_string = False
+    escaped = False
+    for i in range(start, len(src)):
+        c = src[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+    return -1
+
+
+def _json_form(
+    raw: str, entity_text: str, start: int, src: str, at: int, path: str | None, line: int | None
+) -> EntitySpan:
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise _error(src, at, f"invalid JSON in annotation: {exc.msg}", path, line) from exc
+    if not isinstance(obj, dict) or not isinstance(obj.get("entity"), str) or not obj["entity"]:
+        raise _error(src, at, 'annotation JSON needs a string "entity"', path, line)
+    unknown = set(obj) - _JSON_KEYS
+    if unknown:
+        raise _error(
+            src, at, f"unknown annotation key(s) {sorted(unknown)}; known: entity, value, role, group", path, line
+        )
+    value = obj.get("value", entity_text)
+    role = obj.get("role")
+    group = obj.get("group")
+    return EntitySpan(
+        start=start,
+        end=start + len(entity_text),
+        entity=obj["entity"],
+        value=str(value),
+        role=str(role) if role is not None else None,
+        group=str(group) if group is not None else None,
+    )
+
+
+def _error(src: str, pos: int, message: str, path: str | None, line: int | None) -> TrainingDataError:
+    return TrainingDataError(
+        f"{message} at column {pos + 1} in {src!r}",
+        path=path,
+        line=line,
+        hint="annotate entities as [text](entity), [text](entity:value) or "
+        '[text]{"entity": "...", "role": "..."}',
+    )
+
+
+def format_annotated(text: str, spans: Sequence[EntitySpan]) -> str:
+    """Write ``text`` with ``spans`` as inline annotations (inverse of :func:`parse_annotated`).
+
+    Uses the shortest form that reads back identically: ``(entity)``,
+    ``(entity:value)``, or the JSON form for roles, groups and awkward values.
+    Overlapping spans cannot be written inline and raise :class:`TrainingDataError`.
+    """
+    parts: list[str] = []
+    pos = 0
+    for sp in sorted(spans, key=lambda s: s.start):
+        if sp.start < pos:
+            raise TrainingDataError(
+                f"overlapping entities cannot be written inline in {text!r}", field="entities"
+            )
+        covered = text[sp.start : sp.end]
+        parts.append(_escape_plain(text[pos : sp.start], text))
+        if "[" in covered or "]" in covered:
+            raise TrainingDataError(
+                f"entity text {covered!r} contains '[' or ']' and cannot be annotated inline",
+                field="entities",
+            )
+        parts.append(f"[{covered}]{_label(sp, covered)}")
+        pos = sp.end
+    parts.append(_escape_plain(text[pos:], text))
+    return "".join(parts)
+
+
+def _label(sp: EntitySpan, covered: str) -> str:
+    if sp.role is None and sp.group is None and _SHORT_ENTITY.match(sp.entity):
+        if sp.value == covered:
+            return f"({sp.entity})"
+        if _SHORT_VALUE.match(sp.value) and sp.value.strip() == sp.value:
+            return f"({sp.entity}:{sp.value})"
+    obj: dict[str, str] = {"entity": sp.entity}
+    if sp.value != covered:
+        obj["value"] = sp.value
+    if sp.role is not None:
+        obj["role"] = sp.role
+    if sp.group is not None:
+        obj["group"] = sp.group
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def _escape_plain(chunk: str, text: str) -> str:
+    # Rasa's format has no escape for brackets; refuse rather than write a file
+    # that reads back differently.
+    if "[" in chunk or "]" in chunk:
+        raise TrainingDataError(
+            f"text {text!r} contains '[' or ']', which inline annotation reserves",
+            field="text",
+            hint="use the JSONL format for such examples",
+        )
+    return chunk

@@ -1,0 +1,160 @@
+"""Turning intent scores into honest confidences and a fallback decision.
+
+Everything here is fitted on held-out predictions (out-of-fold on small data, one
+held-out split on large data), never on the examples a model was trained on:
+
+- ``weights``: how much each intent model counts when several are combined (the
+  ``accurate`` pipeline averages the sparse and the dense model);
+- ``temperature``: one number that sharpens or flattens the combined
+  probabilities so that a confidence of 0.8 is right about 80% of the time;
+- ``threshold``: below it the interpretation is ``nlu_fallback``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import minimize_scalar
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+_EPS = 1e-12
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """Fitted combination weights, temperature and fallback threshold."""
+
+    weights: tuple[float, ...] = (1.0,)
+    temperature: float = 1.0
+    threshold: float = 0.0
+
+    def apply(self, probs: Sequence[FloatArray]) -> FloatArray:
+        """Combine per-model probabilities and apply the temperature."""
+        return apply_temperature(combine(probs, self.weights), self.temperature)
+
+
+def combine(probs: Sequence[FloatArray], weights: Sequence[float]) -> FloatArray:
+    """Weighted average of probability matrices with the same columns."""
+    if len(probs) == 1:
+        return probs[0]
+    total = np.zeros_like(probs[0])
+    for p, w in zip(probs, weights, strict=True):
+        total += w * p
+    return total / max(sum(weights), _EPS)
+
+
+def apply_temperature(probs: FloatArray, temperature: float) -> FloatArray:
+    """Rescale probabilities as ``p ** (1 / T)`` renormalised (softmax of log p / T)."""
+    if temperature == 1.0:
+        return probs
+    logits = np.log(np.clip(probs, _EPS, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    out = np.exp(logits)
+    out /= out.sum(axis=1, keepdims=True)
+    return out
+
+
+def fit_temperature(probs: FloatArray, gold: IntArray) -> float:
+    """The temperature minimising negative log-likelihood of ``gold`` (class indices).
+
+    Rows whose gold class is -1 (unknown to the models) are ignored.
+    """
+    mask = gold >= 0
+    if not mask.any():
+        return 1.0
+    logp = np.log(np.clip(probs[mask], _EPS, 1.0))
+    idx = gold[mask]
+
+    def nll(log_t: float) -> float:
+        z = logp / np.exp(log_t)
+        z -= z.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(z).sum(axis=1))
+        return float(np.mean(lse - z[np.arange(len(idx)), idx]))
+
+    res = minimize_scalar(nll, bounds=(-4.0, 4.0), method="bounded")
+    return float(np.exp(res.x))
+
+
+def choose_threshold(
+    probs: FloatArray,
+    gold: IntArray,
+    *,
+    oos_index: int | None = None,
+    reject_weight: float = 0.5,
+    oos_weight: float = 1.0,
+) -> float:
+    """The fallback threshold that maximises a utility on held-out predictions.
+
+    An in-scope message scores 1 when accepted and right, ``reject_weight`` when a
+    wrong answer is rejected (a fallback beats a wrong action, but an answer beats a
+    fallback), 0 otherwise. When the data has out-of-scope examples (``oos_index``),
+    the utility is the mean of in-scope accuracy and out-of-scope recall weighted by
+    ``oos_weight``, so the rare ``oos`` class is not drowned by the common ones.
+    """
+    conf = probs.max(axis=1)
+    pred = probs.argmax(axis=1)
+    is_oos = gold == oos_index if oos_index is not None else np.zeros(len(gold), dtype=bool)
+    candidates = np.unique(np.concatenate([[0.0], conf]))
+    best_t, best_u = 0.0, -np.inf
+    inscope = ~is_oos
+    n_in = max(int(inscope.sum()), 1)
+    n_oos = int(is_oos.sum())
+    for t in candidates:
+        accepted = conf >= t
+        correct = pred == gold
+        if n_oos:
+            in_acc = float((accepted & correct & inscope).sum()) / n_in
+            oos_ok = is_oos & (~accepted | (pred == oos_index))
+            u = in_acc + oos_weight * float(oos_ok.sum()) / n_oos
+        else:
+            u = float((accepted & correct).sum()) + reject_weight * float(
+                (~accepted & ~correct).sum()
+            )
+        if u > best_u + 1e-12:
+            best_t, best_u = float(t), u
+    return best_t
+
+
+def choose_weights(
+    probs: Sequence[FloatArray], gold: IntArray, grid: Sequence[float] = tuple(np.linspace(0, 1, 11))
+) -> tuple[float, ...]:
+    """Weights for two models chosen by held-out log-likelihood (one model: ``(1.0,)``)."""
+    if len(probs) == 1:
+        return (1.0,)
+    if len(probs) != 2:
+        return tuple(1.0 for _ in probs)
+    mask = gold >= 0
+    best: tuple[float, ...] = (0.5, 0.5)
+    best_score = -np.inf
+    for w in grid:
+        mixed = combine(probs, (1.0 - w, w))[mask]
+        t = fit_temperature(mixed, gold[mask])
+        cal = apply_temperature(mixed, t)
+        acc = float((cal.argmax(axis=1) == gold[mask]).mean())
+        ll = float(np.mean(np.log(np.clip(cal[np.arange(mask.sum()), gold[mask]], _EPS, 1))))
+        score = acc + 0.01 * ll  # accuracy first; likelihood breaks ties
+        if score > best_score:
+            best, best_score = (1.0 - float(w), float(w)), score
+    return best
+
+
+def expected_calibration_error(confidence: FloatArray, correct: npt.NDArray[np.bool_], bins: int = 10) -> float:
+    """ECE: the mean gap between confidence and accuracy over equal-width bins,
+    weighted by how many predictions fall into each bin.
+    """
+    if len(confidence) == 0:
+        return 0.0
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    # bin i holds (edges[i], edges[i+1]]; a confidence of exactly 0 goes to bin 0
+    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        sel = which == b
+        if sel.any():
+            ece += sel.mean() * abs(float(confidence[sel].mean()) - float(correct[sel].mean()))
+    return float(ece)

