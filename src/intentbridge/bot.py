@@ -76,7 +76,7 @@ class Bot:
         """Assemble a bot: train or load the NLU, open the store, prepare backends."""
         settings = settings or BotSettings()
         check_templates(project.config)
-        store_url = settings.store_url or os.environ.get(STORE_ENV) or _default_store(project)
+        store_url = settings.store_url or os.environ.get(STORE_ENV) or project_store_url(project)
         store = open_store(store_url)
         await store.open()
         model = await asyncio.to_thread(load_or_train, project, force=settings.retrain)
@@ -190,7 +190,7 @@ class _AuditHook:
                     latency_ms=record.latency_ms,
                     attempts=record.attempts,
                     error=record.error,
-                    timestamp=record.timestamp,
+                    timestamp=record.timestamp.timestamp(),
                 )
             )
         except StoreError:
@@ -198,7 +198,8 @@ class _AuditHook:
             log.exception("audit_write_failed", operation=record.operation)
 
 
-def _default_store(project: BotProject) -> str:
+def project_store_url(project: BotProject) -> str:
+    """The store URL of a project, a relative SQLite path taken from the project folder."""
     url = project.config.store.url
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         relative = url.removeprefix("sqlite:///")

@@ -110,6 +110,25 @@ def demo(
     _guard(lambda: run_demo(port=port, bank_port=bank_port, project=project))
 
 
+@app.command()
+def audit(
+    project: ProjectArg,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON array on stdout")] = False,
+    conversation: Annotated[str | None, typer.Option(help="only this conversation id")] = None,
+    limit: Annotated[int, typer.Option(help="how many records, newest first")] = 50,
+    store: Annotated[str | None, typer.Option(help="store URL")] = None,
+) -> None:
+    """Print the audit trail: every backend call with its outcome, newest first."""
+    from intentbridge.cli.audit import print_audit
+
+    _guard(
+        lambda: asyncio.run(
+            print_audit(project, as_json=as_json, conversation=conversation, limit=limit,
+                        store_url=store)
+        )
+    )
+
+
 def _guard(action: Callable[[], T]) -> T:
     """Run ``action``; our own errors become one clear line and exit status 2."""
     try:

@@ -106,7 +106,7 @@ class DialogueEngine:
         if intent in self._help:
             turn.say(self._help_text())
             return
-        if self._carry_over(turn):
+        if await self._carry_over(turn):
             await self._advance(turn, self._require_frame(turn))
             return
         response = self._responses.get(intent)
@@ -140,8 +140,11 @@ class DialogueEngine:
         # a correction ("make it 30", "from savings instead") changes the parameters
         # and needs a new confirmation of exactly what will happen
         changed = await self._fill(turn, frame, op, free_text=False)
-        if changed:
-            await self._advance(turn, frame)
+        if turn.conversation.frame is not frame:
+            return  # too many invalid corrections: the request was dropped
+        if changed or turn.replies:
+            # a valid correction, or an invalid one just explained: ask about what is current
+            await self._ask_confirmation(turn, frame, op)
             return
         if self._switches(turn, frame):
             await self._start(turn, self._op_for(interp.intent))
@@ -223,8 +226,7 @@ class DialogueEngine:
             return
         op = self.config.operations[frame.operation]
         if frame.asking is not None and frame.asking not in frame.params:
-            if not turn.replies:
-                self._ask(turn, frame.asking, op.parameters[frame.asking])
+            self._ask(turn, frame.asking, op.parameters[frame.asking])
             return
         for name, param in op.parameters.items():
             if param.source != "entity" or name in frame.params:
@@ -276,10 +278,8 @@ class DialogueEngine:
     def _say_invalid(
         self, turn: Turn, name: str, param: Parameter, raw: Any, why: Invalid
     ) -> None:
-        shown = raw.text if isinstance(raw, Entity) else raw
         template = param.invalid or self._responses["invalid_default"]
-        text = self._render(template, turn, parameter=name, value=shown, reason=why.reason)
-        turn.say(f"{text} ({why.reason}.)" if param.invalid is None else text)
+        turn.say(self._render(template, turn, parameter=name, value=raw, reason=why.reason))
 
     def _count_attempt(self, turn: Turn, frame: Frame, op: Operation, name: str) -> bool:
         """Count a failed attempt; False (and the frame dropped) when too many."""
@@ -409,7 +409,7 @@ class DialogueEngine:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _carry_over(self, turn: Turn) -> bool:
+    async def _carry_over(self, turn: Turn) -> bool:
         """'and savings?' after a balance: the last operation again with the new value."""
         conv = turn.conversation
         interp = turn.interpretation
@@ -419,17 +419,23 @@ class DialogueEngine:
             return False
         op = self.config.operations[conv.last_operation]
         frame = Frame(operation=conv.last_operation)
-        values = _assign_entities(op, interp.entities, frame)
-        if not values:
+        if not _assign_entities(op, interp.entities, frame):
             return False
-        frame.params = dict(conv.last_params)
-        for name, raw in values.items():
-            frame.params[name] = raw.value if isinstance(raw, Entity) else raw
-        frame.params = {
-            k: v for k, v in frame.params.items()
-            if k in values or op.parameters[k].lookup is None
-        }
         conv.frame = frame
+        await self._fill(turn, frame, op, free_text=False)
+        if conv.frame is not frame:
+            return True
+        for name, value in conv.last_params.items():
+            param = op.parameters.get(name)
+            if param is None or name in frame.params or frame.asking == name:
+                continue
+            carried = value
+            if param.lookup is not None:
+                # resolved ids are not carried: the spoken value is checked again
+                carried = await self._resolve(turn, frame, name, param, value)
+                if isinstance(carried, Invalid):
+                    continue
+            frame.params[name] = carried
         return True
 
     def _require_frame(self, turn: Turn) -> Frame:

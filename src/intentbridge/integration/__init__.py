@@ -1,1 +1,40 @@
-"""integration."""
+"""The integration layer: safe backend calls, auth, middleware, mapping, templates.
+
+The dialogue layer needs ``Integrations`` (``execute``, ``check_ready``, ``aclose``),
+``render`` for replies and ``check_templates`` at load time; the rest is for
+extending and testing.
+"""
+
+from intentbridge.integration.auth import (
+    ApiKeyAuth,
+    BearerTokenAuth,
+    OAuth2ClientCredentialsAuth,
+    TokenError,
+)
+from intentbridge.integration.backend import BackendClient
+from intentbridge.integration.deadline import deadline_scope, time_left
+from intentbridge.integration.executor import Integrations
+from intentbridge.integration.mapping import ResponseMapping, map_response
+from intentbridge.integration.records import CallRecord, Hook, RecordingHook
+from intentbridge.integration.request import build_call
+from intentbridge.integration.templates import check_templates, render, try_render
+
+__all__ = [
+    "ApiKeyAuth",
+    "BackendClient",
+    "BearerTokenAuth",
+    "CallRecord",
+    "Hook",
+    "Integrations",
+    "OAuth2ClientCredentialsAuth",
+    "RecordingHook",
+    "ResponseMapping",
+    "TokenError",
+    "build_call",
+    "check_templates",
+    "deadline_scope",
+    "map_response",
+    "render",
+    "time_left",
+    "try_render",
+]

@@ -10,7 +10,7 @@ Why not authlib's ``AsyncOAuth2Client``: it is a whole HTTP client with its own 
 while a backend must own exactly one pooled client; it has no "401 → refresh once →
 retry once" step; and its errors (and its ``OAuth2Token``, a ``dict``) would carry the
 token into reprs and messages. So the flow is written on httpx directly (the token
-request goes through the backend's own client, with ``auth=None``), and authlib does
+request goes through the backend's own client, without its auth flow), and authlib does
 the part it is good at: encoding the client credentials for ``client_secret_basic`` or
 ``client_secret_post`` (``authlib.oauth2.auth.ClientAuth``).
 
@@ -35,6 +35,7 @@ import httpx
 from authlib.oauth2.auth import ClientAuth
 
 from intentbridge.errors import IntegrationError
+from intentbridge.types import Outcome
 from intentbridge.project import schema
 
 __all__ = [
@@ -46,15 +47,29 @@ __all__ = [
 ]
 
 
+# The token request itself must not go through the backend's auth flow.
+_NO_AUTH = httpx.Auth()
+
+
 class TokenError(IntegrationError):
     """The OAuth2 token endpoint could not give a token (down, refused, bad answer).
 
     The message names the endpoint and what went wrong, never the credentials.
     """
 
-    def __init__(self, message: str, *, token_url: str, status_code: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        token_url: str,
+        status_code: int | None = None,
+        outcome: Outcome = "auth_failed",
+    ) -> None:
         self.token_url = token_url
         self.status_code = status_code
+        # an unreachable or failing token endpoint means the backend is down, not that
+        # our credentials are wrong: the user is told so
+        self.outcome: Outcome = outcome
         super().__init__(message)
 
 
@@ -92,7 +107,11 @@ class ApiKeyAuth(httpx.Auth):
         yield request
 
     def __repr__(self) -> str:
-        where = f"query_param={self._query_param!r}" if self._query_param else f"header={self._header!r}"
+        where = (
+            f"query_param={self._query_param!r}"
+            if self._query_param
+            else f"header={self._header!r}"
+        )
         return f"ApiKeyAuth(key='***', {where})"
 
 
@@ -132,7 +151,7 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
         self.default_expires_in = default_expires_in
         self._token: _Token | None = None
         self._lock = asyncio.Lock()
-        # Each fetch bumps the generation; tasks that queued behind a failed fetch
+        # Each finished fetch bumps the generation; tasks that queued behind a failed fetch
         # share its error instead of hammering a down token endpoint one by one.
         self._generation = 0
         self._last_error: TokenError | None = None
@@ -186,15 +205,19 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
             if self._generation != generation and self._last_error is not None:
                 error = self._last_error
                 raise TokenError(
-                    str(error), token_url=error.token_url, status_code=error.status_code
+                    str(error),
+                    token_url=error.token_url,
+                    status_code=error.status_code,
+                    outcome=error.outcome,
                 )
             self._token = None
-            self._generation += 1
             try:
                 token = await self._fetch()
             except TokenError as exc:
                 self._last_error = exc
                 raise
+            finally:
+                self._generation += 1
             self._last_error = None
             self._token = token
             return token
@@ -209,18 +232,23 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
             "Content-Type": "application/x-www-form-urlencoded",
             "Accept": "application/json",
         }
-        url, headers, body = self._client_auth.prepare("POST", self.token_url, headers, urlencode(form))
+        url, headers, body = self._client_auth.prepare(
+            "POST", self.token_url, headers, urlencode(form)
+        )
         self.fetch_count += 1
         try:
-            response = await self._client.post(url, content=body, headers=headers, auth=None)
+            response = await self._client.post(url, content=body, headers=headers, auth=_NO_AUTH)
         except httpx.TimeoutException:
             raise TokenError(
-                f"token endpoint {self.token_url} did not answer in time", token_url=self.token_url
+                f"token endpoint {self.token_url} did not answer in time",
+                token_url=self.token_url,
+                outcome="timeout",
             ) from None
         except httpx.HTTPError as exc:
             raise TokenError(
                 f"could not reach token endpoint {self.token_url} ({type(exc).__name__})",
                 token_url=self.token_url,
+                outcome="unavailable",
             ) from None
         if response.status_code != 200:
             raise TokenError(
@@ -228,6 +256,7 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
                 f"{_oauth_error(response)}",
                 token_url=self.token_url,
                 status_code=response.status_code,
+                outcome="unavailable" if response.status_code >= 500 else "auth_failed",
             )
         try:
             payload: Any = response.json()

@@ -28,13 +28,13 @@ __all__ = ["REDACTED", "CallRecord", "Hook", "RecordingHook", "looks_secret", "r
 
 REDACTED = "***"
 
-_SECRET_WORDS = (
+_SENSITIVE_WORDS = (
     "secret|token|password|passwd|pwd|passphrase|passcode|pin|pincode|otp|iban|card|"
     "cardnumber|pan|cvv|cvc|ssn|apikey|credential|credentials|authorization|cookie"
 )
 # Whole words of a snake_case / camelCase / kebab-case key, so "pin" is redacted but
 # "shipping" is not.
-_SECRET_KEY = re.compile(rf"(?:^|_)(?:{_SECRET_WORDS})s?(?:_|$)")
+_SECRET_KEY = re.compile(rf"(?:^|_)(?:{_SENSITIVE_WORDS})s?(?:_|$)")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
@@ -46,9 +46,7 @@ def looks_secret(key: str) -> bool:
 
 def _redact_value(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {
-            k: REDACTED if looks_secret(str(k)) else _redact_value(v) for k, v in value.items()
-        }
+        return {k: REDACTED if looks_secret(str(k)) else _redact_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_redact_value(v) for v in value]
     return value
@@ -82,9 +80,7 @@ class CallRecord:
     error: str | None
 
     @classmethod
-    def from_result(
-        cls, call: Call, result: Result, sensitive: Collection[str] = ()
-    ) -> CallRecord:
+    def from_result(cls, call: Call, result: Result, sensitive: Collection[str] = ()) -> CallRecord:
         """Build the record of ``result``; ``sensitive`` names parameters to hide."""
         hidden = {k for k in call.params if k in sensitive or looks_secret(k)}
         path = call.path

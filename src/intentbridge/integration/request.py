@@ -68,7 +68,9 @@ def _lookup(params: Mapping[str, Any], ref: _Ref) -> Any:
             return value
         if attr.startswith("_"):
             # Templates come from bot.yaml, but private attributes are never data.
-            raise IntegrationError(f"placeholder {{{name}.{attr}}}: private attributes are not allowed")
+            raise IntegrationError(
+                f"placeholder {{{name}.{attr}}}: private attributes are not allowed"
+            )
         value = value.get(attr, None) if isinstance(value, Mapping) else getattr(value, attr, None)
     return value
 
@@ -154,7 +156,9 @@ def _build_path(template: str, params: Mapping[str, Any]) -> str:
                 continue
             text = text_value(_required(params, part, "path"))
             if not text:
-                raise UnsafeValueError(f"parameter {part[0]!r} is empty; a path segment needs a value")
+                raise UnsafeValueError(
+                    f"parameter {part[0]!r} is empty; a path segment needs a value"
+                )
             if _has_control(text):
                 raise UnsafeValueError(f"parameter {part[0]!r} contains control characters")
             out.append(quote(text, safe=""))

@@ -64,14 +64,14 @@ class BearerAuth(_Strict):
     """A static bearer token: ``Authorization: Bearer <token>``."""
 
     type: Literal["bearer"]
-    token: str = Field(min_length=1)
+    token: str = Field(min_length=1, repr=False)
 
 
 class ApiKeyAuth(_Strict):
     """An API key sent in a header (default ``X-API-Key``) or a query parameter."""
 
     type: Literal["api_key"]
-    key: str = Field(min_length=1)
+    key: str = Field(min_length=1, repr=False)
     header: str | None = "X-API-Key"
     query_param: str | None = None
 
@@ -82,7 +82,7 @@ class OAuth2ClientCredentials(_Strict):
     type: Literal["oauth2_client_credentials"]
     token_url: str = Field(description="absolute, or relative to the backend's base_url")
     client_id: str = Field(min_length=1)
-    client_secret: str = Field(min_length=1)
+    client_secret: str = Field(min_length=1, repr=False)
     scope: str | None = None
     auth_method: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
     refresh_margin: float = Field(30.0, ge=0, description="seconds before expiry to refresh")
@@ -316,7 +316,9 @@ class Responses(_Strict):
         "You can start again whenever you like."
     )
     ask_default: str = "What {{ parameter | replace('_', ' ') }} should I use?"
-    invalid_default: str = "{{ value }} isn't a valid {{ parameter | replace('_', ' ') }}."
+    invalid_default: str = (
+        "{{ value }} isn't a valid {{ parameter | replace('_', ' ') }}: {{ reason }}."
+    )
     timeout: str = "The service is taking too long to answer. Please try again in a moment."
     rate_limited: str = "The service is busy right now. Please try again in a minute."
     unavailable: str = "Sorry, that service is unavailable right now. Please try again later."

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from intentbridge.errors import TrainingDataError
 from intentbridge.understanding.data import EntitySpan
@@ -36,6 +37,7 @@ def parse_annotated(
     Raises :class:`TrainingDataError` for unbalanced brackets, a ``[text]`` not
     followed by ``(entity)`` or ``{json}``, or bad JSON in the dictionary form.
     """
+    where = _Where(annotated, path, line)
     out: list[str] = []
     spans: list[EntitySpan] = []
     pos = 0
@@ -44,7 +46,7 @@ def parse_annotated(
     while pos < n:
         ch = annotated[pos]
         if ch == "]":
-            raise _error(annotated, pos, "unexpected ']' without a matching '['", path, line)
+            raise _error(where, pos, "unexpected ']' without a matching '['")
         if ch != "[":
             out.append(ch)
             length += 1
@@ -53,30 +55,26 @@ def parse_annotated(
         close = annotated.find("]", pos + 1)
         nested = annotated.find("[", pos + 1)
         if close == -1 or (nested != -1 and nested < close):
-            raise _error(annotated, pos, "unbalanced '[': no matching ']'", path, line)
+            raise _error(where, pos, "unbalanced '[': no matching ']'")
         entity_text = annotated[pos + 1 : close]
         if not entity_text:
-            raise _error(annotated, pos, "empty annotation '[]'", path, line)
+            raise _error(where, pos, "empty annotation '[]'")
         after = close + 1
         if after < n and annotated[after] == "(":
             end = annotated.find(")", after)
             if end == -1:
-                raise _error(annotated, after, "unbalanced '(': no matching ')'", path, line)
-            span = _short_form(annotated[after + 1 : end], entity_text, length, annotated, after, path, line)
+                raise _error(where, after, "unbalanced '(': no matching ')'")
+            span = _short_form(annotated[after + 1 : end], entity_text, length, after, where)
             pos = end + 1
         elif after < n and annotated[after] == "{":
             end = _json_end(annotated, after)
             if end == -1:
-                raise _error(annotated, after, "unbalanced '{': no matching '}'", path, line)
-            span = _json_form(annotated[after : end + 1], entity_text, length, annotated, after, path, line)
+                raise _error(where, after, "unbalanced '{': no matching '}'")
+            span = _json_form(annotated[after : end + 1], entity_text, length, after, where)
             pos = end + 1
         else:
             raise _error(
-                annotated,
-                pos,
-                f"'[{entity_text}]' must be followed by (entity) or {{\"entity\": ...}}",
-                path,
-                line,
+                where, pos, f"'[{entity_text}]' must be followed by (entity) or {{\"entity\": ...}}"
             )
         spans.append(span)
         out.append(entity_text)
@@ -84,15 +82,13 @@ def parse_annotated(
     return "".join(out), tuple(spans)
 
 
-def _short_form(
-    inner: str, entity_text: str, start: int, src: str, at: int, path: str | None, line: int | None
-) -> EntitySpan:
+def _short_form(inner: str, entity_text: str, start: int, at: int, where: _Where) -> EntitySpan:
     entity, sep, value = inner.partition(":")
     entity = entity.strip()
     if not entity or not _SHORT_ENTITY.match(entity):
-        raise _error(src, at, f"bad entity name {entity!r} in ({inner})", path, line)
+        raise _error(where, at, f"bad entity name {entity!r} in ({inner})")
     if sep and not value:
-        raise _error(src, at, f"empty value after ':' in ({inner})", path, line)
+        raise _error(where, at, f"empty value after ':' in ({inner})")
     return EntitySpan(
         start=start,
         end=start + len(entity_text),
@@ -126,19 +122,19 @@ def _json_end(src: str, start: int) -> int:
     return -1
 
 
-def _json_form(
-    raw: str, entity_text: str, start: int, src: str, at: int, path: str | None, line: int | None
-) -> EntitySpan:
+def _json_form(raw: str, entity_text: str, start: int, at: int, where: _Where) -> EntitySpan:
     try:
         obj = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise _error(src, at, f"invalid JSON in annotation: {exc.msg}", path, line) from exc
+        raise _error(where, at, f"invalid JSON in annotation: {exc.msg}") from exc
     if not isinstance(obj, dict) or not isinstance(obj.get("entity"), str) or not obj["entity"]:
-        raise _error(src, at, 'annotation JSON needs a string "entity"', path, line)
+        raise _error(where, at, 'annotation JSON needs a string "entity"')
     unknown = set(obj) - _JSON_KEYS
     if unknown:
         raise _error(
-            src, at, f"unknown annotation key(s) {sorted(unknown)}; known: entity, value, role, group", path, line
+            where,
+            at,
+            f"unknown annotation key(s) {sorted(unknown)}; known: entity, value, role, group",
         )
     value = obj.get("value", entity_text)
     role = obj.get("role")
@@ -153,11 +149,20 @@ def _json_form(
     )
 
 
-def _error(src: str, pos: int, message: str, path: str | None, line: int | None) -> TrainingDataError:
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """The annotated line being parsed and where it came from, for error messages."""
+
+    source: str
+    path: str | None
+    line: int | None
+
+
+def _error(where: _Where, pos: int, message: str) -> TrainingDataError:
     return TrainingDataError(
-        f"{message} at column {pos + 1} in {src!r}",
-        path=path,
-        line=line,
+        f"{message} at column {pos + 1} in {where.source!r}",
+        path=where.path,
+        line=where.line,
         hint="annotate entities as [text](entity), [text](entity:value) or "
         '[text]{"entity": "...", "role": "..."}',
     )

@@ -121,7 +121,9 @@ def choose_threshold(
 
 
 def choose_weights(
-    probs: Sequence[FloatArray], gold: IntArray, grid: Sequence[float] = tuple(np.linspace(0, 1, 11))
+    probs: Sequence[FloatArray],
+    gold: IntArray,
+    grid: Sequence[float] = tuple(np.linspace(0, 1, 11)),
 ) -> tuple[float, ...]:
     """Weights for two models chosen by held-out log-likelihood (one model: ``(1.0,)``)."""
     if len(probs) == 1:
@@ -143,7 +145,9 @@ def choose_weights(
     return best
 
 
-def expected_calibration_error(confidence: FloatArray, correct: npt.NDArray[np.bool_], bins: int = 10) -> float:
+def expected_calibration_error(
+    confidence: FloatArray, correct: npt.NDArray[np.bool_], bins: int = 10
+) -> float:
     """ECE: the mean gap between confidence and accuracy over equal-width bins,
     weighted by how many predictions fall into each bin.
     """

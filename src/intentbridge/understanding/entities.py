@@ -23,7 +23,13 @@ from intentbridge.types import Entity
 from intentbridge.understanding.data import TrainingData
 from intentbridge.understanding.extractors.base import RuleExtractors, resolve_overlaps, rule_kind
 from intentbridge.understanding.extractors.roles import RoleResolver
-from intentbridge.understanding.tagger import CrfTagger, bio_labels, decode, token_features
+from intentbridge.understanding.tagger import (
+    CrfTagger,
+    TaggedSpan,
+    bio_labels,
+    decode,
+    token_features,
+)
 from intentbridge.understanding.tokenizer import Token, tokenize
 
 _VALUE_KINDS = ("money", "date", "number")
@@ -101,7 +107,9 @@ class EntityRecognizer:
                 entity_total[sp.entity] += 1
                 if sp.role is not None:
                     role_entities.add(sp.entity)
-                for kind in {rule_kind(c) for c in candidates if c.start < sp.end and c.end > sp.start}:
+                for kind in {
+                    rule_kind(c) for c in candidates if c.start < sp.end and c.end > sp.start
+                }:
                     coverage[sp.entity][kind] += 1
             if learned:
                 tokens = tokenize(ex.text)
@@ -122,8 +130,10 @@ class EntityRecognizer:
             natural = _natural_name(kind)
             if best and kind_total[kind] and best[0][1] / kind_total[kind] >= _MIN_EMIT_PRECISION:
                 emit[kind] = best[0][0]
-            elif natural not in learned and kind not in claimed and (
-                kind not in kind_total or not hits
+            elif (
+                natural not in learned
+                and kind not in claimed
+                and (kind not in kind_total or not hits)
             ):
                 emit[kind] = natural
             else:
@@ -151,7 +161,7 @@ class EntityRecognizer:
             tokens = tokenize(text)
             labels, probs = self.tagger.tag(token_features(tokens, rule_tags(tokens, candidates)))
             for span in decode(tokens, labels, probs):
-                out.append(self._from_tagged(text, span.start, span.end, span.entity, span.role, span.confidence, candidates))
+                out.append(self._from_tagged(text, span, candidates))
         for cand in resolve_overlaps(
             [c for c in candidates if all(c.end <= e.start or c.start >= e.end for e in out)]
         ):
@@ -161,16 +171,9 @@ class EntityRecognizer:
         out.sort(key=lambda e: e.start)
         return tuple(self.roles.resolve(text, out))
 
-    def _from_tagged(
-        self,
-        text: str,
-        start: int,
-        end: int,
-        entity: str,
-        role: str | None,
-        confidence: float,
-        candidates: Sequence[Entity],
-    ) -> Entity:
+    def _from_tagged(self, text: str, tagged: TaggedSpan, candidates: Sequence[Entity]) -> Entity:
+        start, end, entity = tagged.start, tagged.end, tagged.entity
+        role, confidence = tagged.role, tagged.confidence
         kind = self.entity_kinds.get(entity)
         if kind is not None:
             # widen to the rule match ("50" tagged, "50 euros" matched) so the value
@@ -179,7 +182,16 @@ class EntityRecognizer:
                 if cand.extractor == kind and cand.start < end and cand.end > start:
                     start, end = min(start, cand.start), max(end, cand.end)
                     if (cand.start, cand.end) == (start, end):
-                        return Entity(entity, cand.value, start, end, text[start:end], role, confidence, "crf+" + kind)
+                        return Entity(
+                            entity,
+                            cand.value,
+                            start,
+                            end,
+                            text[start:end],
+                            role,
+                            confidence,
+                            "crf+" + kind,
+                        )
         span = text[start:end]
         value = self.rules.normalise(entity, span, kind)
         return Entity(entity, value, start, end, span, role, confidence, "crf")

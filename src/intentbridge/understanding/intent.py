@@ -63,7 +63,7 @@ class IntentModel(Protocol):
 
 def softmax(scores: FloatArray) -> FloatArray:
     """Row-wise softmax, numerically stable."""
-    shifted = scores - scores.max(axis=1, keepdims=True)
+    shifted: FloatArray = scores - scores.max(axis=1, keepdims=True)
     np.exp(shifted, out=shifted)
     shifted /= shifted.sum(axis=1, keepdims=True)
     return shifted
@@ -105,9 +105,7 @@ class SparseIntentClassifier:
         self._fast: list[tuple[Any, dict[str, int], FloatArray, int]] = []
 
     def _make_vectorizers(self, n_texts: int) -> list[TfidfVectorizer]:
-        vecs = [
-            TfidfVectorizer(ngram_range=self.word_ngrams, sublinear_tf=True, lowercase=True)
-        ]
+        vecs = [TfidfVectorizer(ngram_range=self.word_ngrams, sublinear_tf=True, lowercase=True)]
         if self.char_ngrams is not None:
             # min_df>1 drops typo-specific n-grams; tiny data sets need every n-gram
             min_df = self.char_min_df if n_texts >= 1000 else 1

@@ -37,7 +37,9 @@ def read_jsonl(path: Path | str) -> TrainingData:
     return TrainingData(examples=examples)
 
 
-def parse_jsonl_line(raw: str, *, path: Path | str | None = None, line: int | None = None) -> TrainingExample:
+def parse_jsonl_line(
+    raw: str, *, path: Path | str | None = None, line: int | None = None
+) -> TrainingExample:
     """Parse one JSONL line into a :class:`TrainingExample`."""
     try:
         obj = json.loads(raw)
@@ -50,13 +52,11 @@ def parse_jsonl_line(raw: str, *, path: Path | str | None = None, line: int | No
         ) from exc
     if not isinstance(obj, dict):
         raise TrainingDataError("line is not a JSON object", path=path, line=line)
-    text = _require(obj, "text", str, path, line)
-    intent = _require(obj, "intent", str, path, line)
+    text = _require(obj, "text", str, path=path, line=line)
+    intent = _require(obj, "intent", str, path=path, line=line)
     raw_entities = obj.get("entities", [])
     if not isinstance(raw_entities, list):
-        raise TrainingDataError(
-            "'entities' must be a list", path=path, line=line, field="entities"
-        )
+        raise TrainingDataError("'entities' must be a list", path=path, line=line, field="entities")
     spans = [_parse_entity(e, text, i, path, line) for i, e in enumerate(raw_entities)]
     return make_example(text, intent, spans, path=path, line=line)
 
@@ -67,9 +67,9 @@ def _parse_entity(
     where = f"entities[{index}]"
     if not isinstance(obj, dict):
         raise TrainingDataError("entity is not a JSON object", path=path, line=line, field=where)
-    start = _require(obj, "start", int, path, line, where)
-    end = _require(obj, "end", int, path, line, where)
-    entity = _require(obj, "entity", str, path, line, where)
+    start = _require(obj, "start", int, path=path, line=line, where=where)
+    end = _require(obj, "end", int, path=path, line=line, where=where)
+    entity = _require(obj, "entity", str, path=path, line=line, where=where)
     value = obj.get("value")
     if not 0 <= start < end <= len(text):
         raise TrainingDataError(
@@ -110,6 +110,7 @@ def _require(
     obj: dict[str, Any],
     key: str,
     kind: type,
+    *,
     path: Path | str | None,
     line: int | None,
     where: str | None = None,

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from intentbridge.errors import ModelError
-from intentbridge.types import FALLBACK_INTENT, OUT_OF_SCOPE_INTENT, Interpretation, IntentScore
+from intentbridge.types import FALLBACK_INTENT, OUT_OF_SCOPE_INTENT, IntentScore, Interpretation
 from intentbridge.understanding.calibration import (
     Calibration,
     FloatArray,
@@ -111,12 +111,19 @@ class NluModel:
         texts = [ex.text for ex in data.examples]
         labels = [ex.intent for ex in data.examples]
         classes = sorted(set(labels))
-        params = {k: {**spec.params.get(k, {}), **(intent_params or {}).get(k, {})} for k in spec.intent_models}
+        params = {
+            k: {**spec.params.get(k, {}), **(intent_params or {}).get(k, {})}
+            for k in spec.intent_models
+        }
 
         report("intent", 0.0)
         if len(classes) >= 2:
-            calibration = _fit_calibration(spec.intent_models, params, texts, labels, classes, seed, report)
-            models = [make_intent_model(k, params[k]).fit(texts, labels) for k in spec.intent_models]
+            calibration = _fit_calibration(
+                spec.intent_models, params, texts, labels, classes=classes, seed=seed, report=report
+            )
+            models = [
+                make_intent_model(k, params[k]).fit(texts, labels) for k in spec.intent_models
+            ]
         else:
             # one intent: nothing to classify; every message gets it, with confidence 1
             calibration = Calibration(weights=tuple(1.0 for _ in spec.intent_models))
@@ -221,7 +228,9 @@ class NluModel:
             "fuzzy_threshold": rules.lookup.fuzzy_threshold,
             **self.entities.config(),
         }
-        (root / "rules.json").write_text(json.dumps(rules_doc, ensure_ascii=False), encoding="utf-8")
+        (root / "rules.json").write_text(
+            json.dumps(rules_doc, ensure_ascii=False), encoding="utf-8"
+        )
         meta = {
             "format_version": FORMAT_VERSION,
             "pipeline": self.pipeline,
@@ -235,7 +244,9 @@ class NluModel:
             "has_tagger": self.entities.tagger is not None,
             **self.info,
         }
-        (root / "metadata.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+        (root / "metadata.json").write_text(
+            json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8"
+        )
         return root
 
     @classmethod
@@ -248,12 +259,17 @@ class NluModel:
         root = Path(directory)
         meta_path = root / "metadata.json"
         if not meta_path.is_file():
-            raise ModelError(f"{root} is not an NLU model (no metadata.json); train one with `intentbridge nlu train`")
+            raise ModelError(
+                f"{root} is not an NLU model (no metadata.json); "
+                "train one with `intentbridge nlu train`"
+            )
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             rules_doc = json.loads((root / "rules.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
-            raise ModelError(f"{root}: model files are unreadable ({exc}); retrain the model") from exc
+            raise ModelError(
+                f"{root}: model files are unreadable ({exc}); retrain the model"
+            ) from exc
         version = meta.get("format_version")
         if version != FORMAT_VERSION:
             raise ModelError(
@@ -302,7 +318,9 @@ class NluModel:
                 info=info,
             )
         except (KeyError, OSError, ValueError, TypeError) as exc:
-            raise ModelError(f"{root}: model files are incomplete or corrupt ({exc}); retrain the model") from exc
+            raise ModelError(
+                f"{root}: model files are incomplete or corrupt ({exc}); retrain the model"
+            ) from exc
 
 
 _META_STRUCTURE = frozenset(
@@ -320,6 +338,7 @@ def _fit_calibration(
     params: dict[str, dict[str, Any]],
     texts: list[str],
     labels: list[str],
+    *,
     classes: list[str],
     seed: int,
     report: Progress,
@@ -399,7 +418,9 @@ class _ConstantIntent:
         return np.ones((len(texts), 1))
 
     def save(self, directory: Path) -> None:
-        (directory / self.FILE).write_text(json.dumps({"intent": str(self.classes_[0])}), encoding="utf-8")
+        (directory / self.FILE).write_text(
+            json.dumps({"intent": str(self.classes_[0])}), encoding="utf-8"
+        )
 
     @classmethod
     def load(cls, directory: Path) -> _ConstantIntent:

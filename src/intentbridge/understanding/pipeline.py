@@ -11,6 +11,7 @@ embedding model from :mod:`intentbridge.understanding.dense`, an optional extra.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,10 +41,10 @@ def _sparse() -> IntentModelClass:
 def _dense() -> IntentModelClass:
     # The dense model needs the 'embeddings' extra; import only when asked for.
     try:
-        from intentbridge.understanding.dense import DenseIntentClassifier
+        module = importlib.import_module("intentbridge.understanding.dense")
     except ImportError as exc:
         raise MissingExtraError("the accurate pipeline", "embeddings") from exc
-    return DenseIntentClassifier
+    return module.DenseIntentClassifier
 
 
 _KINDS: dict[str, Callable[[], IntentModelClass]] = {"sparse": _sparse, "dense": _dense}
@@ -105,7 +106,7 @@ def intent_model_class(kind: str) -> IntentModelClass:
         loader = _KINDS[kind]
     except KeyError:
         raise ModelError(
-            f"unknown intent model kind '{kind}'", 
+            f"unknown intent model kind '{kind}'",
         ) from None
     return loader()
 

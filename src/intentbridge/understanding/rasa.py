@@ -78,7 +78,11 @@ def parse_rasa_yaml(source: str, *, path: str | None = None) -> TrainingData:
             )
         if key == "nlu":
             if not isinstance(value_node, yaml.SequenceNode):
-                if isinstance(value_node, yaml.ScalarNode) and value_node.value in ("", "null", "~"):
+                if isinstance(value_node, yaml.ScalarNode) and value_node.value in (
+                    "",
+                    "null",
+                    "~",
+                ):
                     continue
                 raise TrainingDataError(
                     "'nlu' must be a list of items", path=path, line=_line(value_node), field="nlu"

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pycrfsuite
 
@@ -107,7 +108,9 @@ def bio_labels(tokens: Sequence[Token], spans: Sequence[tuple[int, int, str]]) -
     return labels
 
 
-def decode(tokens: Sequence[Token], labels: Sequence[str], probs: Sequence[float]) -> list[TaggedSpan]:
+def decode(
+    tokens: Sequence[Token], labels: Sequence[str], probs: Sequence[float]
+) -> list[TaggedSpan]:
     """Turn BIO labels back into character spans (an ``I-`` without ``B-`` starts one)."""
     spans: list[TaggedSpan] = []
     current: list[int] = []
@@ -118,7 +121,9 @@ def decode(tokens: Sequence[Token], labels: Sequence[str], probs: Sequence[float
             entity, _, role = current_label.partition("#")
             conf = sum(probs[i] for i in current) / len(current)
             spans.append(
-                TaggedSpan(tokens[current[0]].start, tokens[current[-1]].end, entity, role or None, conf)
+                TaggedSpan(
+                    tokens[current[0]].start, tokens[current[-1]].end, entity, role or None, conf
+                )
             )
 
     for i, label in enumerate(labels):
@@ -143,10 +148,20 @@ class CrfTagger:
     >>> tagger.tag(features)
     """
 
-    def __init__(self, *, c1: float = 0.05, c2: float = 0.01, max_iterations: int = 100) -> None:
+    def __init__(
+        self,
+        *,
+        algorithm: str = "lbfgs",
+        c1: float = 0.05,
+        c2: float = 0.01,
+        max_iterations: int = 100,
+        min_freq: int = 1,
+    ) -> None:
+        self.algorithm = algorithm
         self.c1 = c1
         self.c2 = c2
         self.max_iterations = max_iterations
+        self.min_freq = min_freq
         self._model: bytes | None = None
         self._tagger: pycrfsuite.Tagger | None = None
 
@@ -158,14 +173,15 @@ class CrfTagger:
     ) -> CrfTagger:
         """Train on feature sequences and their BIO labels."""
         trainer = _Trainer(progress, self.max_iterations)
-        trainer.set_params(
-            {
-                "c1": self.c1,
-                "c2": self.c2,
-                "max_iterations": self.max_iterations,
-                "feature.possible_transitions": True,
-            }
-        )
+        trainer.select(self.algorithm, "crf1d")
+        params: dict[str, object] = {
+            "max_iterations": self.max_iterations,
+            "feature.possible_transitions": True,
+            "feature.minfreq": self.min_freq,
+        }
+        if self.algorithm == "lbfgs":
+            params.update({"c1": self.c1, "c2": self.c2})
+        trainer.set_params(params)
         for xseq, yseq in zip(features, labels, strict=True):
             if xseq:
                 trainer.append(xseq, yseq)
@@ -194,6 +210,16 @@ class CrfTagger:
         probs = [self._tagger.marginal(y, i) for i, y in enumerate(labels)]
         return labels, probs
 
+    def params(self) -> dict[str, object]:
+        """The constructor parameters."""
+        return {
+            "algorithm": self.algorithm,
+            "c1": self.c1,
+            "c2": self.c2,
+            "max_iterations": self.max_iterations,
+            "min_freq": self.min_freq,
+        }
+
     def save(self, path: Path) -> None:
         """Write the CRFsuite model file."""
         if self._model is None:
@@ -209,12 +235,15 @@ class CrfTagger:
 
     def __getstate__(self) -> dict[str, object]:
         # the native tagger cannot be pickled; the model bytes can
-        return {"c1": self.c1, "c2": self.c2, "max_iterations": self.max_iterations, "model": self._model}
+        return {"params": self.params(), "model": self._model}
 
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.c1 = float(state["c1"])  # type: ignore[arg-type]
-        self.c2 = float(state["c2"])  # type: ignore[arg-type]
-        self.max_iterations = int(state["max_iterations"])  # type: ignore[call-overload]
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        params = state["params"]
+        self.algorithm = str(params["algorithm"])
+        self.c1 = float(params["c1"])
+        self.c2 = float(params["c2"])
+        self.max_iterations = int(params["max_iterations"])
+        self.min_freq = int(params["min_freq"])
         self._model = None
         self._tagger = None
         model = state["model"]

@@ -40,9 +40,9 @@ class ObserverMiddleware:
         self.hooks = tuple(hooks)
         self.sensitive = dict(sensitive or {})
 
-    async def __call__(self, call: Call, next: Next) -> Result:  # noqa: A002 - the documented name
+    async def __call__(self, call: Call, call_next: Next) -> Result:
         try:
-            result = await next(call)
+            result = await call_next(call)
         except Exception:
             # A bug in a middleware below must not take the conversation down.
             log.exception("middleware_failed", operation=call.operation, backend=call.backend)

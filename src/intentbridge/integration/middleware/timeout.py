@@ -22,6 +22,6 @@ class TimeoutMiddleware:
             raise ValueError("TimeoutMiddleware needs a positive number of seconds")
         self.seconds = seconds
 
-    async def __call__(self, call: Call, next: Next) -> Result:  # noqa: A002 - the documented name
+    async def __call__(self, call: Call, call_next: Next) -> Result:
         with deadline_scope(self.seconds):
-            return await next(call)
+            return await call_next(call)

@@ -37,7 +37,10 @@ _PRIORITY = {"money": 0, "date": 1, "lookup": 2, "regex": 3, "fuzzy": 4, "number
 
 
 def rule_kind(entity: Entity) -> str:
-    """A rule match's kind: ``money``, ``date``, ``number``, ``lookup:<entity>``, ``regex:<name>``."""
+    """A rule match's kind.
+
+    One of ``money``, ``date``, ``number``, ``lookup:<entity>`` or ``regex:<name>``.
+    """
     if entity.extractor in ("lookup", "fuzzy"):
         return f"lookup:{entity.entity}"
     if entity.extractor == "regex":

@@ -54,8 +54,12 @@ _CANDIDATE = re.compile(
     ),
     re.IGNORECASE,
 )
-_DAY_MONTH = re.compile(rf"(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MON})\.?(?:,?\s+({_YEAR}))?$")
-_MONTH_DAY = re.compile(rf"({_MON})\.?\s+(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+({_YEAR}))?$")
+_DAY_MONTH = re.compile(
+    rf"(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MON})\.?(?:,?\s+({_YEAR}))?$"
+)
+_MONTH_DAY = re.compile(
+    rf"({_MON})\.?\s+(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+({_YEAR}))?$"
+)
 _ISO = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})$")
 _IN_N = re.compile(rf"in\s+({_SMALL})\s+(day|week|month)s?$")
 _N_AGO = re.compile(rf"({_SMALL})\s+(day|week|month)s?\s+(ago|from\s+now)$")
@@ -158,7 +162,7 @@ def _month_day(today: dt.date, month: int, day: int, year: str | None) -> dt.dat
 
 @lru_cache(maxsize=4096)
 def _dateparser(phrase: str, today: dt.date) -> dt.date | None:
-    import dateparser
+    import dateparser  # noqa: PLC0415 - slow to import, and most messages never need it
 
     base = dt.datetime(today.year, today.month, today.day, 12, 0)
     parsed = dateparser.parse(

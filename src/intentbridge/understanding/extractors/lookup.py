@@ -52,9 +52,9 @@ class LookupExtractor:
                 self._phrases.setdefault(value.lower(), _Phrase(entity, value))
                 canonical_entity.setdefault(value.lower(), entity)
         for variant, canonical in (synonyms or {}).items():
-            entity = canonical_entity.get(canonical.lower())
-            if entity is not None:
-                self._phrases.setdefault(variant.lower(), _Phrase(entity, canonical))
+            owner = canonical_entity.get(canonical.lower())
+            if owner is not None:
+                self._phrases.setdefault(variant.lower(), _Phrase(owner, canonical))
         self._max_tokens = max((len(tokenize(p)) for p in self._phrases), default=0)
         self._choices = list(self._phrases)
         phrase_words = {t.text.lower() for p in self._phrases for t in tokenize(p)}
@@ -70,13 +70,12 @@ class LookupExtractor:
         if not self._phrases:
             return []
         tokens = tokenize(text)
-        lowered = [t.text.lower() for t in tokens]
         taken = [False] * len(tokens)
         found: list[Entity] = []
         for fuzzy in (False, True):
             i = 0
             while i < len(tokens):
-                match = None if taken[i] else self._match_at(text, tokens, lowered, taken, i, fuzzy)
+                match = None if taken[i] else self._match_at(text, tokens, taken, i, fuzzy=fuzzy)
                 if match is None:
                     i += 1
                     continue
@@ -88,13 +87,7 @@ class LookupExtractor:
         return sorted(found, key=lambda e: e.start)
 
     def _match_at(
-        self,
-        text: str,
-        tokens: list[Token],
-        lowered: list[str],
-        taken: list[bool],
-        i: int,
-        fuzzy: bool,
+        self, text: str, tokens: list[Token], taken: list[bool], i: int, *, fuzzy: bool
     ) -> tuple[Entity, int] | None:
         for n in range(min(self._max_tokens, len(tokens) - i), 0, -1):
             if any(taken[i : i + n]):
@@ -105,9 +98,9 @@ class LookupExtractor:
             if not fuzzy:
                 phrase = self._phrases.get(key)
                 if phrase is not None:
-                    return self._entity(phrase, start, end, span, 1.0, "lookup"), n
+                    return self._entity(phrase, (start, end, span), 1.0, "lookup"), n
                 continue
-            window = lowered[i : i + n]
+            window = [t.text.lower() for t in tokens[i : i + n]]
             if len(key) < self.min_fuzzy_length or not any(
                 w not in self._known and w.isalpha() for w in window
             ):
@@ -117,13 +110,12 @@ class LookupExtractor:
             )
             if best is not None:
                 phrase = self._phrases[best[0]]
-                return self._entity(phrase, start, end, span, best[1] / 100.0, "fuzzy"), n
+                return self._entity(phrase, (start, end, span), best[1] / 100.0, "fuzzy"), n
         return None
 
     @staticmethod
-    def _entity(
-        phrase: _Phrase, start: int, end: int, span: str, score: float, how: str
-    ) -> Entity:
+    def _entity(phrase: _Phrase, where: tuple[int, int, str], score: float, how: str) -> Entity:
+        start, end, span = where
         return Entity(
             entity=phrase.entity,
             value=phrase.canonical,
@@ -146,5 +138,7 @@ class LookupExtractor:
         if len(key) < self.min_fuzzy_length:
             return None
         choices = [p for p, ph in self._phrases.items() if ph.entity == entity]
-        best = process.extractOne(key, choices, scorer=fuzz.ratio, score_cutoff=self.fuzzy_threshold)
+        best = process.extractOne(
+            key, choices, scorer=fuzz.ratio, score_cutoff=self.fuzzy_threshold
+        )
         return self._phrases[best[0]].canonical if best is not None else None

@@ -22,9 +22,26 @@ _WORDS = {
     "franc": "CHF", "francs": "CHF", "chf": "CHF",
     "cad": "CAD", "aud": "AUD", "sek": "SEK", "nok": "NOK", "dkk": "DKK", "pln": "PLN",
     "inr": "INR", "rupee": "INR", "rupees": "INR", "cny": "CNY", "yuan": "CNY",
+    "swiss franc": "CHF", "swiss francs": "CHF", "us dollar": "USD", "us dollars": "USD",
+    "canadian dollar": "CAD", "canadian dollars": "CAD", "australian dollar": "AUD",
+    "australian dollars": "AUD", "british pound": "GBP", "british pounds": "GBP",
 }  # fmt: skip
 # ISO codes people write before the amount ("EUR 30")
-_PREFIX_CODES = ("eur", "usd", "gbp", "chf", "jpy", "cad", "aud", "sek", "nok", "dkk", "pln", "inr", "cny")
+_PREFIX_CODES = (
+    "eur",
+    "usd",
+    "gbp",
+    "chf",
+    "jpy",
+    "cad",
+    "aud",
+    "sek",
+    "nok",
+    "dkk",
+    "pln",
+    "inr",
+    "cny",
+)
 
 _SYMBOL = "[" + re.escape("".join(_SYMBOLS)) + "]"
 _WORD = "|".join(sorted((re.escape(w) for w in _WORDS), key=len, reverse=True))
@@ -38,7 +55,7 @@ _CURRENCY_ONLY = re.compile(rf"{_SYMBOL}|\b(?:{_WORD})\b", re.IGNORECASE)
 
 
 def _currency(marker: str) -> str | None:
-    marker = marker.strip()
+    marker = " ".join(marker.split())
     if marker in _SYMBOLS:
         return _SYMBOLS[marker]
     return _WORDS.get(marker.lower())

@@ -15,7 +15,8 @@ from intentbridge.types import Entity
 class RegexExtractor:
     """Finds matches of named patterns; the value is the matched text.
 
-    >>> RegexExtractor({"iban": [r"[A-Z]{2}\\d{2}[A-Z0-9]{11,30}"]}).extract("to DE44500105175407324931")[0].entity
+    >>> iban = RegexExtractor({"iban": [r"[A-Z]{2}\\d{2}[A-Z0-9]{11,30}"]})
+    >>> iban.extract("to DE44500105175407324931")[0].entity
     'iban'
     """
 

@@ -61,9 +61,10 @@ class RoleResolver:
         """``entities`` with roles filled in where a cue says so."""
         out: list[Entity] = []
         for ent in entities:
-            if ent.role is None and ent.entity in self.entities:
-                role = self.role_for(text, ent.start)
-                if role is not None:
-                    ent = dataclasses.replace(ent, role=role)
-            out.append(ent)
+            role = (
+                self.role_for(text, ent.start)
+                if ent.role is None and ent.entity in self.entities
+                else None
+            )
+            out.append(dataclasses.replace(ent, role=role) if role is not None else ent)
         return out

@@ -1,0 +1,197 @@
+"""NLU benchmark: train on each data set's train split, evaluate on validation.
+
+    python bench/nlu.py                                   # everything
+    python bench/nlu.py --datasets snips,atis --pipelines fast,baseline --json out.json
+
+Data sets come from ``$INTENTBRIDGE_DATA`` (default ``../shared/data`` next to the
+repository). Each (data set, pipeline) runs in its own subprocess so that peak RSS
+is that run's alone. Pipelines: ``fast``, ``accurate`` (skipped with a note when the
+``embeddings`` extra is missing) and ``baseline`` (plain TF-IDF word n-grams + LinearSVC,
+intents only). The table is printed and written to ``bench/results/nlu.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = ["banking77", "clinc150", "snips", "atis", "sgd"]
+PIPELINES = ["fast", "accurate", "baseline"]
+RESULTS = ROOT / "bench" / "results" / "nlu.md"
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("INTENTBRIDGE_DATA", ROOT.parent / "shared" / "data"))
+
+
+# --- the worker: one data set, one pipeline, in this process -----------------------
+
+
+class Baseline:
+    """Plain TF-IDF (word 1-2 grams) + LinearSVC: the number to beat."""
+
+    def __init__(self) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.pipeline import make_pipeline
+        from sklearn.svm import LinearSVC
+
+        self.clf = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LinearSVC())
+        self.info: dict[str, Any] = {"entity_labels": []}
+
+    def fit(self, texts: list[str], labels: list[str]) -> Baseline:
+        self.clf.fit(texts, labels)
+        return self
+
+    def parse(self, text: str) -> Any:
+        return self.parse_batch([text])[0]
+
+    def parse_batch(self, texts: Sequence[str]) -> list[Any]:
+        from intentbridge.types import Interpretation, IntentScore
+
+        labels = self.clf.predict(list(texts))
+        return [
+            Interpretation(text=t, intent=str(y), confidence=1.0, ranking=(IntentScore(str(y), 1.0),))
+            for t, y in zip(texts, labels, strict=True)
+        ]
+
+    def save(self, directory: Path) -> None:
+        import joblib
+
+        directory.mkdir(parents=True, exist_ok=True)
+        joblib.dump(self.clf, directory / "baseline.joblib")
+
+
+def run_worker(dataset: str, pipeline: str) -> dict[str, Any]:
+    from intentbridge.errors import MissingExtraError
+    from intentbridge.understanding.data import load_training_data
+    from intentbridge.understanding.evaluation import evaluate
+    from intentbridge.understanding.model import NluModel
+
+    base = data_root() / dataset
+    train = load_training_data(base / "train.jsonl")
+    valid = load_training_data(base / "validation.jsonl")
+    start = time.perf_counter()
+    model: Any
+    try:
+        if pipeline == "baseline":
+            model = Baseline().fit([e.text for e in train.examples], [e.intent for e in train.examples])
+        else:
+            model = NluModel.train(train, pipeline=pipeline)
+    except MissingExtraError as exc:
+        return {"dataset": dataset, "pipeline": pipeline, "skipped": str(exc)}
+    train_seconds = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(Path(tmp) / "model")
+        size = sum(f.stat().st_size for f in (Path(tmp) / "model").rglob("*") if f.is_file())
+        if pipeline != "baseline":
+            load_start = time.perf_counter()
+            model = NluModel.load(Path(tmp) / "model")
+            load_seconds = time.perf_counter() - load_start
+        else:
+            load_seconds = 0.0
+    metrics = evaluate(model, valid.examples)
+    metrics.pop("per_intent", None)
+    metrics.pop("confusions", None)
+    return {
+        "dataset": dataset,
+        "pipeline": pipeline,
+        "train_seconds": train_seconds,
+        "load_seconds": load_seconds,
+        "model_bytes": size,
+        # ru_maxrss is KiB on Linux
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **metrics,
+    }
+
+
+# --- the driver --------------------------------------------------------------------
+
+
+def run_isolated(dataset: str, pipeline: str) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", dataset, pipeline],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    if proc.returncode != 0:
+        return {"dataset": dataset, "pipeline": pipeline, "error": proc.stderr.strip().splitlines()[-1:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def fmt_pct(row: dict[str, Any], key: str) -> str:
+    value = row.get(key)
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        "| data set | pipeline | intent acc | macro F1 | entity F1 | frame acc | in-scope acc "
+        "| OOS recall | train s | parse p50 ms | parse p95 ms | model MB | peak RSS MB |"
+    )
+    lines = [head, "|" + " --- |" * 13]
+    for r in rows:
+        if "skipped" in r or "error" in r:
+            note = r.get("skipped") or f"error: {r.get('error')}"
+            lines.append(f"| {r['dataset']} | {r['pipeline']} | {note} |" + " |" * 10)
+            continue
+        has_entities = r.get("entity_recall", 0) > 0 or r["pipeline"] != "baseline"
+        lines.append(
+            f"| {r['dataset']} | {r['pipeline']} | {fmt_pct(r, 'intent_accuracy')} "
+            f"| {fmt_pct(r, 'intent_macro_f1')} "
+            f"| {fmt_pct(r, 'entity_f1') if has_entities and r['entity_f1'] else '–'} "
+            f"| {fmt_pct(r, 'frame_accuracy')} | {fmt_pct(r, 'in_scope_accuracy')} "
+            f"| {fmt_pct(r, 'oos_recall')} | {r['train_seconds']:.1f} "
+            f"| {r['latency_ms']['p50']:.2f} | {r['latency_ms']['p95']:.2f} "
+            f"| {r['model_bytes'] / 1e6:.1f} | {r['peak_rss_mb']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--pipelines", default=",".join(PIPELINES))
+    parser.add_argument("--json", type=Path, help="also write all results as JSON here")
+    parser.add_argument("--worker", nargs=2, metavar=("DATASET", "PIPELINE"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(run_worker(*args.worker)))
+        return 0
+    rows = []
+    for dataset in args.datasets.split(","):
+        if not (data_root() / dataset / "train.jsonl").is_file():
+            print(f"skipping {dataset}: no {data_root() / dataset / 'train.jsonl'}", file=sys.stderr)
+            continue
+        for pipeline in args.pipelines.split(","):
+            print(f"running {dataset} / {pipeline} …", file=sys.stderr, flush=True)
+            rows.append(run_isolated(dataset, pipeline))
+    text = table(rows)
+    print(text)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        "# NLU benchmark (train → validation)\n\n"
+        f"`python bench/nlu.py --datasets {args.datasets} --pipelines {args.pipelines}`, "
+        f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs. Accuracy and F1 in %; "
+        "in-scope accuracy and OOS recall only for data with `oos`. Entity F1 is exact "
+        "span + label, micro.\n\n" + text + "\n",
+        encoding="utf-8",
+    )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""``intentbridge nlu``: train, evaluate, convert and try NLU models.
+
+>>> intentbridge nlu train data/ --out models/nlu
+>>> intentbridge nlu eval --model models/nlu data/validation.jsonl --json
+>>> intentbridge nlu parse --model models/nlu "move 50 euros to savings"
+>>> intentbridge nlu convert data/nlu.yml data/nlu.jsonl
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from intentbridge.errors import IntentbridgeError
+from intentbridge.types import Interpretation, Money
+
+app = typer.Typer(
+    name="nlu",
+    help="Train, evaluate, convert and try NLU models.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+DataArg = Annotated[
+    list[Path], typer.Argument(help="training data files or folders (.jsonl, .yml)")
+]
+ModelOpt = Annotated[Path, typer.Option("--model", help="model folder written by `nlu train`")]
+
+
+def _fail(exc: IntentbridgeError) -> typer.Exit:
+    err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+    return typer.Exit(1)
+
+
+@app.command()
+def train(
+    data: DataArg,
+    out_dir: Annotated[Path, typer.Option("--out", help="folder to write the model to")],
+    pipeline: Annotated[str, typer.Option(help="pipeline: fast or accurate")] = "fast",
+    seed: Annotated[int, typer.Option(help="random seed for held-out splits")] = 0,
+) -> None:
+    """Train a model on DATA and save it to --out."""
+    from intentbridge.understanding.data import load_training_data  # noqa: PLC0415 - lazy: `--help` stays fast
+    from intentbridge.understanding.model import NluModel  # noqa: PLC0415 - lazy: `--help` stays fast
+
+    started = time.perf_counter()
+    try:
+        training = load_training_data(data)
+        with Progress(
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            tasks = {name: bar.add_task(name, total=1.0) for name in ("intent", "entities")}
+
+            def progress(stage: str, fraction: float) -> None:
+                if stage in tasks:
+                    bar.update(tasks[stage], completed=fraction)
+
+            model = NluModel.train(training, pipeline=pipeline, progress=progress, seed=seed)
+        model.save(out_dir)
+    except IntentbridgeError as exc:
+        raise _fail(exc) from exc
+    took = time.perf_counter() - started
+    n_entities = len({label.partition("#")[0] for label in model.info.get("entity_labels", [])})
+    out.print(
+        f"Trained [bold]{pipeline}[/bold] on {len(training.examples)} examples "
+        f"({len(model.classes)} intents, {n_entities} entity types, fallback below "
+        f"{model.calibration.threshold:.2f}) in {took:.1f}s → {out_dir}",
+        highlight=False,
+    )
+
+
+@app.command("eval")
+def eval_(
+    data: DataArg,
+    model_dir: ModelOpt,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print one JSON object, nothing else")
+    ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="folder for confusion.png, confusions.md, summary.md"),
+    ] = None,
+) -> None:
+    """Evaluate a model on annotated DATA."""
+    from intentbridge.understanding.data import load_training_data  # noqa: PLC0415 - lazy: `--help` stays fast
+    from intentbridge.understanding.evaluation import evaluate_detailed  # noqa: PLC0415 - lazy: `--help` stays fast
+    from intentbridge.understanding.model import NluModel  # noqa: PLC0415 - lazy: `--help` stays fast
+
+    try:
+        model = NluModel.load(model_dir)
+        examples = load_training_data(data).examples
+    except IntentbridgeError as exc:
+        raise _fail(exc) from exc
+    result = evaluate_detailed(model, examples)
+    if report is not None:
+        from intentbridge.understanding.report import write_report  # noqa: PLC0415 - lazy: `--help` stays fast
+
+        write_report(result, report, title=f"{model_dir} on {', '.join(str(d) for d in data)}")
+    metrics = result.metrics
+    if as_json:
+        # stdout carries exactly one JSON document, so scripts can pipe it
+        typer.echo(json.dumps(metrics, sort_keys=True))
+        return
+    out.print(_summary_line(metrics), highlight=False)
+    if report is not None:
+        out.print(f"Report written to {report}")
+
+
+def _summary_line(m: dict[str, Any]) -> str:
+    parts = [
+        f"n={m['n']}",
+        f"intent acc {m['intent_accuracy']:.2%}",
+        f"macro F1 {m['intent_macro_f1']:.2%}",
+        f"entity F1 {m['entity_f1']:.2%}",
+        f"frame acc {m['frame_accuracy']:.2%}",
+    ]
+    if "oos_recall" in m:
+        parts.append(f"in-scope {m['in_scope_accuracy']:.2%}, OOS recall {m['oos_recall']:.2%}")
+    parts.append(f"ECE {m['expected_calibration_error']:.3f}")
+    parts.append(f"parse p50 {m['latency_ms']['p50']:.2f} ms")
+    return " · ".join(parts)
+
+
+@app.command()
+def convert(
+    source: Annotated[Path, typer.Argument(help="input file (.yml/.yaml or .jsonl)")],
+    target: Annotated[Path, typer.Argument(help="output file; format from its extension")],
+) -> None:
+    """Convert training data between Rasa YAML and JSONL."""
+    from intentbridge.understanding.data import load_training_data, save_training_data  # noqa: PLC0415 - lazy: `--help` stays fast
+
+    try:
+        data = load_training_data([source])
+        save_training_data(data, target)
+    except IntentbridgeError as exc:
+        raise _fail(exc) from exc
+    dropped = []
+    if target.suffix.lower() in (".jsonl", ".json"):
+        if data.synonyms:
+            dropped.append(f"{len(data.synonyms)} synonyms")
+        if data.lookup_tables:
+            dropped.append(f"{len(data.lookup_tables)} lookup tables")
+        if data.regexes:
+            dropped.append(f"{len(data.regexes)} regexes")
+    out.print(f"Wrote {len(data.examples)} examples to {target}", highlight=False)
+    if dropped:
+        err.print(
+            f"[yellow]note:[/yellow] JSONL has no place for {', '.join(dropped)}; "
+            "they were not written"
+        )
+
+
+@app.command()
+def parse(
+    text: Annotated[str, typer.Argument(help="the message to interpret")],
+    model_dir: ModelOpt,
+) -> None:
+    """Interpret TEXT and print the interpretation as JSON."""
+    from intentbridge.understanding.model import NluModel  # noqa: PLC0415 - lazy: `--help` stays fast
+
+    try:
+        model = NluModel.load(model_dir)
+    except IntentbridgeError as exc:
+        raise _fail(exc) from exc
+    typer.echo(json.dumps(interpretation_to_json(model.parse(text)), ensure_ascii=False, indent=2))
+
+
+def interpretation_to_json(interp: Interpretation) -> dict[str, Any]:
+    """A JSON-ready dict of an interpretation (money, dates and decimals as strings)."""
+    return {
+        "text": interp.text,
+        "intent": interp.intent,
+        "confidence": round(interp.confidence, 4),
+        "entities": [
+            {
+                **dataclasses.asdict(e),
+                "value": _json_value(e.value),
+                "confidence": round(e.confidence, 4),
+            }
+            for e in interp.entities
+        ],
+        "ranking": [{"name": r.name, "confidence": round(r.confidence, 4)} for r in interp.ranking],
+    }
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Money):
+        return {"amount": str(value.amount), "currency": value.currency}
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value

@@ -1,0 +1,213 @@
+"""The fast pipeline end to end on the committed banking set: train, parse, save, load."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import json
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from intentbridge.errors import MissingExtraError, ModelError
+from intentbridge.types import FALLBACK_INTENT, Money
+from intentbridge.understanding import (
+    Interpreter,
+    ModelInterpreter,
+    NluModel,
+    TrainingData,
+    TrainingExample,
+    evaluate,
+    load_training_data,
+)
+from intentbridge.understanding.annotation import parse_annotated
+from intentbridge.understanding.data import EntitySpan
+from intentbridge.understanding.pipeline import get_pipeline, make_intent_model, pipeline_names
+
+DATA = Path(__file__).parents[1] / "data" / "nlu"
+TODAY = dt.date(2026, 11, 25)
+
+
+@pytest.fixture(scope="module")
+def model() -> NluModel:
+    return NluModel.train(load_training_data(DATA / "bank.yml"), today=lambda: TODAY)
+
+
+def test_trains_fast_and_meets_an_honest_accuracy_floor(model: NluModel) -> None:
+    """Held-out templates the model never saw; measured ~0.88 intent, ~0.96 entity F1."""
+    assert model.info["training_seconds"] < 5
+    metrics = evaluate(model, load_training_data(DATA / "bank_test.jsonl").examples)
+    assert metrics["intent_accuracy"] >= 0.80
+    assert metrics["entity_f1"] >= 0.90
+    assert metrics["frame_accuracy"] >= 0.70
+
+
+def test_parse_normalises_money_dates_synonyms_typos_and_roles(model: NluModel) -> None:
+    result = model.parse("move 50 euros from checking to my savngs tomorrow")
+    assert result.intent == "transfer_money"
+    assert result.confidence > 0.5
+    amount = result.entity("amount")
+    assert amount is not None
+    assert amount.value == Money(Decimal("50"), "EUR")
+    assert (amount.start, amount.end, amount.text) == (5, 13, "50 euros")
+    source = result.entity("account", role="from")
+    target = result.entity("account", role="to")
+    assert source is not None
+    assert target is not None
+    assert (source.value, target.value, target.text) == ("checking", "savings", "savngs")
+    date = result.entity("date")
+    assert date is not None
+    assert date.value == dt.date(2026, 11, 26)
+    assert result.ranking[0].name == "transfer_money"
+    assert all(
+        a.confidence >= b.confidence
+        for a, b in zip(result.ranking, result.ranking[1:], strict=False)
+    )
+
+
+def test_synonym_annotation_becomes_the_canonical_value(model: NluModel) -> None:
+    result = model.parse("put 20 bucks into my rainy day fund")
+    target = result.entity("account")
+    assert target is not None
+    assert (target.value, target.role) == ("savings", "to")
+
+
+def test_low_confidence_is_fallback(model: NluModel) -> None:
+    assert 0 < model.calibration.threshold < 1
+    result = model.parse("zxqv blorp")
+    assert result.intent == FALLBACK_INTENT
+    assert result.ranking[0].name != FALLBACK_INTENT
+
+
+def test_parse_batch_equals_parse(model: NluModel) -> None:
+    texts = ["hi", "block my card", "what is my balance in savings", ""]
+    batch = model.parse_batch(texts)
+    single = [model.parse(t) for t in texts]
+    assert [b.intent for b in batch] == [s.intent for s in single]
+    assert [b.entities for b in batch] == [s.entities for s in single]
+    assert np.allclose([b.confidence for b in batch], [s.confidence for s in single])
+
+
+def test_parse_is_fast(model: NluModel) -> None:
+    texts = ["move 50 euros from checking to savings tomorrow", "hello", "block my card"] * 50
+    model.parse(texts[0])
+    times = []
+    for t in texts:
+        start = time.perf_counter()
+        model.parse(t)
+        times.append(time.perf_counter() - start)
+    # generous bound: CI machines are shared; the benchmark measures the real number
+    assert float(np.median(times)) < 0.005
+
+
+def test_save_load_round_trip(model: NluModel, tmp_path: Path) -> None:
+    model.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    assert meta["pipeline"] == "fast"
+    assert meta["format_version"] == 1
+    assert set(meta["intents"]) == set(model.classes)
+    start = time.perf_counter()
+    loaded = NluModel.load(tmp_path / "m", today=lambda: TODAY)
+    assert time.perf_counter() - start < 1.0
+    texts = ["send €20 to savings on friday", "what did I spend yesterday", "bye"]
+    assert loaded.parse_batch(texts) == model.parse_batch(texts)
+
+
+def test_load_refuses_other_format_versions(model: NluModel, tmp_path: Path) -> None:
+    model.save(tmp_path / "m")
+    meta_path = tmp_path / "m" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["format_version"] = 999
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="retrain"):
+        NluModel.load(tmp_path / "m")
+
+
+def test_load_errors_for_missing_or_broken_models(model: NluModel, tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not an NLU model"):
+        NluModel.load(tmp_path)
+    model.save(tmp_path / "m")
+    (tmp_path / "m" / "tagger.crfsuite").unlink()
+    with pytest.raises(ModelError, match="retrain"):
+        NluModel.load(tmp_path / "m")
+
+
+async def test_model_interpreter_is_an_interpreter(model: NluModel) -> None:
+    interpreter = ModelInterpreter(model)
+    assert isinstance(interpreter, Interpreter)
+    result = await interpreter.interpret("hello there")
+    assert result.intent == "greet"
+
+
+def test_data_without_entities_skips_the_tagger() -> None:
+    data = TrainingData(
+        examples=[TrainingExample(t, "greet") for t in ("hi", "hello", "hey", "good morning")]
+        + [TrainingExample(t, "bye") for t in ("bye", "goodbye", "see you", "ciao")]
+    )
+    model = NluModel.train(data)
+    assert model.entities.tagger is None
+    result = model.parse("hello, send 5 euros")
+    # nothing learned claims money, so the built-in extractor's entity comes through
+    assert [e.entity for e in result.entities] == ["money"]
+
+
+def test_single_intent_data_always_answers_it() -> None:
+    data = TrainingData(examples=[TrainingExample("hi", "greet"), TrainingExample("yo", "greet")])
+    model = NluModel.train(data)
+    assert model.parse("anything").intent == "greet"
+
+
+def test_learned_entity_takes_over_the_rule_match() -> None:
+    texts = ["pay [5 euros](amount) now", "pay [20 dollars](amount) to Bob", "send [£3](amount)"]
+    examples = []
+    for t in texts * 3:
+        plain, spans = parse_annotated(t)
+        examples.append(TrainingExample(plain, "pay", spans))
+    examples += [TrainingExample(t, "greet") for t in ("hi", "hello", "hey there")]
+    model = NluModel.train(TrainingData(examples=examples))
+    result = model.parse("pay 7 euros please")
+    assert [(e.entity, e.value) for e in result.entities] == [
+        ("amount", Money(Decimal("7"), "EUR"))
+    ]
+
+
+def test_oos_examples_are_learned_and_reported() -> None:
+    examples = [TrainingExample(f"weather in city {i}", "weather") for i in range(12)]
+    examples += [TrainingExample(f"play song number {i}", "music") for i in range(12)]
+    examples += [
+        TrainingExample(t, "oos") for t in ("what is love", "tell me a joke", "who am i", "sing")
+    ]
+    model = NluModel.train(TrainingData(examples=examples))
+    assert "oos" in set(model.classes)
+    assert model.parse("weather in city 3").intent == "weather"
+
+
+def test_pipelines_registry() -> None:
+    assert {"fast", "accurate"} <= set(pipeline_names())
+    assert get_pipeline("accurate").intent_models == ("sparse", "dense")
+    with pytest.raises(ModelError, match="unknown pipeline"):
+        get_pipeline("nope")
+
+
+def test_accurate_without_the_extra_is_a_clear_error() -> None:
+    try:
+        importlib.import_module("intentbridge.understanding.dense")
+    except ImportError:
+        with pytest.raises(MissingExtraError, match="embeddings"):
+            make_intent_model("dense")
+    else:
+        pytest.skip("the embeddings extra is installed")
+
+
+def test_spans_are_token_aligned_and_exact(model: NluModel) -> None:
+    text = "Transfer €1,250.50 from Joint Account into savings, please!"
+    for ent in model.parse(text).entities:
+        assert text[ent.start : ent.end] == ent.text
+
+
+def test_entity_span_label_uses_role() -> None:
+    assert EntitySpan(0, 1, "account", "x", role="from").label == "account#from"
+    assert EntitySpan(0, 1, "account", "x").label == "account"
