@@ -45,7 +45,9 @@ class Baseline:
         from sklearn.pipeline import make_pipeline
         from sklearn.svm import LinearSVC
 
-        self.clf = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LinearSVC())
+        self.clf = make_pipeline(
+            TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LinearSVC()
+        )
         self.info: dict[str, Any] = {"entity_labels": []}
 
     def fit(self, texts: list[str], labels: list[str]) -> Baseline:
@@ -56,11 +58,13 @@ class Baseline:
         return self.parse_batch([text])[0]
 
     def parse_batch(self, texts: Sequence[str]) -> list[Any]:
-        from intentbridge.types import Interpretation, IntentScore
+        from intentbridge.types import IntentScore, Interpretation
 
         labels = self.clf.predict(list(texts))
         return [
-            Interpretation(text=t, intent=str(y), confidence=1.0, ranking=(IntentScore(str(y), 1.0),))
+            Interpretation(
+                text=t, intent=str(y), confidence=1.0, ranking=(IntentScore(str(y), 1.0),)
+            )
             for t, y in zip(texts, labels, strict=True)
         ]
 
@@ -84,7 +88,9 @@ def run_worker(dataset: str, pipeline: str) -> dict[str, Any]:
     model: Any
     try:
         if pipeline == "baseline":
-            model = Baseline().fit([e.text for e in train.examples], [e.intent for e in train.examples])
+            model = Baseline().fit(
+                [e.text for e in train.examples], [e.intent for e in train.examples]
+            )
         else:
             model = NluModel.train(train, pipeline=pipeline)
     except MissingExtraError as exc:
@@ -126,7 +132,11 @@ def run_isolated(dataset: str, pipeline: str) -> dict[str, Any]:
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
     )
     if proc.returncode != 0:
-        return {"dataset": dataset, "pipeline": pipeline, "error": proc.stderr.strip().splitlines()[-1:]}
+        return {
+            "dataset": dataset,
+            "pipeline": pipeline,
+            "error": proc.stderr.strip().splitlines()[-1:],
+        }
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -160,11 +170,15 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--pipelines", default=",".join(PIPELINES))
     parser.add_argument("--json", type=Path, help="also write all results as JSON here")
-    parser.add_argument("--worker", nargs=2, metavar=("DATASET", "PIPELINE"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", nargs=2, metavar=("DATASET", "PIPELINE"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(run_worker(*args.worker)))
@@ -172,7 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     for dataset in args.datasets.split(","):
         if not (data_root() / dataset / "train.jsonl").is_file():
-            print(f"skipping {dataset}: no {data_root() / dataset / 'train.jsonl'}", file=sys.stderr)
+            print(
+                f"skipping {dataset}: no {data_root() / dataset / 'train.jsonl'}", file=sys.stderr
+            )
             continue
         for pipeline in args.pipelines.split(","):
             print(f"running {dataset} / {pipeline} …", file=sys.stderr, flush=True)

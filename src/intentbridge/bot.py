@@ -30,10 +30,10 @@ from intentbridge.integration.executor import Integrations
 from intentbridge.integration.records import CallRecord
 from intentbridge.integration.templates import check_templates
 from intentbridge.project.loader import BotProject
+from intentbridge.project.model import load_or_train
 from intentbridge.stores import AuditEntry, Store, open_store
 from intentbridge.types import FALLBACK_INTENT, Identity, Interpretation, Message, Reply
 from intentbridge.understanding.interpreter import Interpreter
-from intentbridge.project.model import load_or_train
 
 log = structlog.get_logger("intentbridge.bot")
 
@@ -70,9 +70,7 @@ class Bot:
         self.locks = ConversationLocks(timeout=self.settings.lock_timeout)
 
     @classmethod
-    async def from_project(
-        cls, project: BotProject, settings: BotSettings | None = None
-    ) -> Bot:
+    async def from_project(cls, project: BotProject, settings: BotSettings | None = None) -> Bot:
         """Assemble a bot: train or load the NLU, open the store, prepare backends."""
         settings = settings or BotSettings()
         check_templates(project.config)
@@ -130,9 +128,7 @@ class Bot:
                 replies=len(replies),
                 latency_ms=round((time.perf_counter() - started) * 1000, 2),
             )
-        return [
-            Reply(text=r.text, buttons=r.buttons, recipient_id=message.sender) for r in replies
-        ]
+        return [Reply(text=r.text, buttons=r.buttons, recipient_id=message.sender) for r in replies]
 
     async def _load(self, conversation_id: str, identity: Identity) -> Conversation:
         try:

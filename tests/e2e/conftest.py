@@ -5,17 +5,15 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+
 import pytest
+from bankclient import Bank
 from corebank.app import create_app as create_bank
 
 from intentbridge.project import BotProject, load_project
 from intentbridge.project.model import train_project
 from intentbridge.testing import LoopbackServer
 from intentbridge.testing.bot import BotClient, serve_bot
-
-from bankclient import Bank
-
-
 
 BANK_DIR = Path(__file__).resolve().parents[2] / "examples" / "banking"
 

@@ -7,15 +7,13 @@ import uuid
 from decimal import Decimal
 
 import httpx
+from bankclient import Bank
 
 from intentbridge.conversation.state import Conversation, Frame
 from intentbridge.project import BotProject
 from intentbridge.stores import open_store
-from intentbridge.types import Money
-
-from bankclient import Bank
-
 from intentbridge.testing.bot import BotClient, serve_bot
+from intentbridge.types import Money
 
 
 def test_balance_of_all_accounts(bot: BotClient) -> None:
@@ -241,16 +239,23 @@ async def test_crash_after_sending_is_finished_with_the_same_key(
     key = f"ib-{uuid.uuid4().hex}"
     sent = bank.client.post(
         "/customers/alice/transfers",
-        json={"from_account": "acc-alice-chk", "to_account": "acc-alice-sav",
-              "amount": "12.00", "currency": "EUR"},
+        json={
+            "from_account": "acc-alice-chk",
+            "to_account": "acc-alice-sav",
+            "amount": "12.00",
+            "currency": "EUR",
+        },
         headers={"Idempotency-Key": key},
     )
     assert sent.status_code == 201
     conv = Conversation(id="rest:alice", user_id="alice")
     conv.frame = Frame(
         operation="transfer_money",
-        params={"amount": Money(Decimal("12.00"), "EUR"), "from_account": "checking",
-                "to_account": "savings"},
+        params={
+            "amount": Money(Decimal("12.00"), "EUR"),
+            "from_account": "checking",
+            "to_account": "savings",
+        },
         resolved={"from_account": "acc-alice-chk", "to_account": "acc-alice-sav"},
         status="executing",
         idempotency_key=key,
@@ -282,3 +287,9 @@ def test_channel_token_is_enforced_when_configured(
     finally:
         mp.undo()
     assert httpx  # keep import used for type clarity
+
+
+def test_a_currency_the_accounts_do_not_hold_is_refused(bot: BotClient, bank: Bank) -> None:
+    reply = bot.say("move 20 dollars from checking to savings")
+    assert "EUR" in reply and "?" not in reply.splitlines()[0]
+    assert bank.transfers("alice") == []

@@ -170,12 +170,13 @@ async def test_client_auth_methods(oauth_url: str, state: TokenState, method: st
     assert state.methods == [method]
 
 
-async def test_token_endpoint_down_is_auth_failed_once_for_many(
+async def test_token_endpoint_down_is_unavailable_once_for_many(
     client: BackendClient, state: TokenState
 ) -> None:
+    """A 503 from the token endpoint means the backend is down, not our credentials wrong."""
     state.down = True
     results = await asyncio.gather(*(client.send(GET_DATA) for _ in range(10)))
-    assert {r.outcome for r in results} == {"auth_failed"}
+    assert {r.outcome for r in results} == {"unavailable"}
     assert state.fetches == 1  # waiters share the failed fetch's answer
     assert state.api_hits == 0
     assert "503" in (results[0].error or "")
@@ -189,7 +190,7 @@ async def test_token_endpoint_unreachable(refused_url: str, oauth_url: str) -> N
         result = await c.send(GET_DATA)
     finally:
         await c.aclose()
-    assert result.outcome == "auth_failed"
+    assert result.outcome == "unavailable"
     assert "could not reach token endpoint" in (result.error or "")
 
 

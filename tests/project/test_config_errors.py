@@ -95,8 +95,12 @@ def test_unknown_auth_type_does_not_echo_secrets() -> None:
 
 
 def test_wrong_type_names_the_field() -> None:
-    err = error_for(GOOD.replace("    base_url: ${BANK_URL:-http://127.0.0.1:8001}",
-                                 "    base_url: http://127.0.0.1:8001\n    timeout: soon"))
+    err = error_for(
+        GOOD.replace(
+            "    base_url: ${BANK_URL:-http://127.0.0.1:8001}",
+            "    base_url: http://127.0.0.1:8001\n    timeout: soon",
+        )
+    )
     assert err.field == "backends.bank.timeout"
     assert err.line == 4
 

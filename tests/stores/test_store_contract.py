@@ -75,8 +75,15 @@ async def test_audit_is_newest_first_and_filterable(store: Store) -> None:
     for i in range(3):
         await store.add_audit(
             AuditEntry(
-                conversation_id=cid, user_id="alice", operation=f"op{i}", backend="bank",
-                method="GET", path="/x", outcome="ok", params={"i": i}, latency_ms=1.5,
+                conversation_id=cid,
+                user_id="alice",
+                operation=f"op{i}",
+                backend="bank",
+                method="GET",
+                path="/x",
+                outcome="ok",
+                params={"i": i},
+                latency_ms=1.5,
             )
         )
     records = await store.audit(conversation_id=cid)

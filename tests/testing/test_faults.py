@@ -451,19 +451,29 @@ async def test_stop_closes_idle_and_busy_client_connections(backend_url: str) ->
 
 
 async def test_adds_little_overhead_when_no_fault_fires(backend_url: str) -> None:
-    """Loose bound (shared CI machines); the benchmark measures it properly."""
+    """A loose bound that survives busy CI machines; a benchmark measures it properly.
 
-    async def timed(client: httpx.AsyncClient, n: int) -> float:
+    Batches of direct and proxied requests alternate, and the fastest batch of each
+    counts, so a burst of load elsewhere does not fail the test.
+    """
+
+    async def per_request(client: httpx.AsyncClient) -> float:
         start = time.perf_counter()
-        for _ in range(n):
+        for _ in range(20):
             await client.get("/fast")
-        return (time.perf_counter() - start) / n
+        return (time.perf_counter() - start) / 20
 
-    async with FaultProxy(backend_url) as proxy:
-        async with httpx.AsyncClient(base_url=backend_url) as direct:
-            await timed(direct, 10)
-            direct_each = await timed(direct, 100)
-        async with httpx.AsyncClient(base_url=proxy.url) as via:
-            await timed(via, 10)
-            proxied_each = await timed(via, 100)
-    assert proxied_each - direct_each < 0.005
+    async with (
+        FaultProxy(backend_url) as proxy,
+        httpx.AsyncClient(base_url=backend_url) as direct,
+        httpx.AsyncClient(base_url=proxy.url) as via,
+    ):
+        await per_request(direct)
+        await per_request(via)
+        direct_times, proxied_times = [], []
+        for _ in range(5):
+            direct_times.append(await per_request(direct))
+            proxied_times.append(await per_request(via))
+    # Catches what would hurt a benchmark (a Nagle stall, a connection per request,
+    # a stray sleep) with room for a machine where every request is slow.
+    assert min(proxied_times) < 2 * min(direct_times) + 0.005

@@ -23,7 +23,7 @@ from intentbridge.types import Identity, Message, Reply
 
 log = structlog.get_logger("intentbridge.channels.rest")
 
-TOKEN_ENV = "INTENTBRIDGE_REST_TOKEN"
+TOKEN_ENV = "INTENTBRIDGE_REST_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 CHANNEL = "rest"
 MAX_MESSAGE_CHARS = 4000
 
@@ -80,9 +80,7 @@ def rest_router(handle: Handler, *, token: str | None = None) -> APIRouter:
             metadata=body.metadata or {},
         )
         if stream:
-            return StreamingResponse(
-                _stream(handle, message), media_type="application/x-ndjson"
-            )
+            return StreamingResponse(_stream(handle, message), media_type="application/x-ndjson")
         replies = await _safe_handle(handle, message)
         return JSONResponse([reply_json(r, body.sender) for r in replies])
 

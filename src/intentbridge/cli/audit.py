@@ -31,13 +31,18 @@ async def print_audit(
     finally:
         await store.close()
     if as_json:
-        print(json.dumps([dataclasses.asdict(r) for r in records], default=str))  # noqa: T201
+        print(json.dumps([dataclasses.asdict(r) for r in records], default=str))
         return
     table = Table("time", "conversation", "operation", "outcome", "status", "ms", "key")
     for r in records:
         table.add_row(
-            _time(r.timestamp), r.conversation_id or "", r.operation, r.outcome,
-            str(r.status_code or ""), f"{r.latency_ms:.1f}", r.idempotency_key or "",
+            _time(r.timestamp),
+            r.conversation_id or "",
+            r.operation,
+            r.outcome,
+            str(r.status_code or ""),
+            f"{r.latency_ms:.1f}",
+            r.idempotency_key or "",
         )
     Console().print(table)
 

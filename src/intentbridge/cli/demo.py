@@ -49,7 +49,7 @@ def run_demo(*, port: int, bank_port: int, project: Path | None) -> None:
     env.setdefault("BANK_DB", str(folder / ".corebank.sqlite3"))
     bank_url = f"http://127.0.0.1:{bank_port}"
     os.environ.setdefault("COREBANK_URL", bank_url)
-    bank = subprocess.Popen([sys.executable, "-m", "corebank"], cwd=folder, env=env)  # noqa: S603
+    bank = subprocess.Popen([sys.executable, "-m", "corebank"], cwd=folder, env=env)
     try:
         _wait_healthy(bank_url, bank)
         configure_logging()
@@ -58,7 +58,7 @@ def run_demo(*, port: int, bank_port: int, project: Path | None) -> None:
             f"[bold]Sample bank[/bold] on {bank_url}  ·  [bold]banking bot[/bold] on "
             f"http://127.0.0.1:{port}\nTry:\n"
             f"  curl -s localhost:{port}/webhooks/rest/webhook -H 'content-type: "
-            "application/json' \\\n    -d '{\"sender\": \"alice\", \"message\": \"what is my "
+            'application/json\' \\\n    -d \'{"sender": "alice", "message": "what is my '
             "balance?\"}'\n"
             f"  or, in another terminal:  .venv/bin/intentbridge chat {folder} --sender alice"
         )

@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 import typer
@@ -67,7 +67,9 @@ def run(
     project: ProjectArg,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="PORT", help="port to listen on")] = 8000,
-    store: Annotated[str | None, typer.Option(help="store URL (sqlite:///… postgresql://…)")] = None,
+    store: Annotated[
+        str | None, typer.Option(help="store URL (sqlite:///… postgresql://…)")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """Serve the bot: REST channel, /health, /ready, /metrics."""
@@ -123,8 +125,9 @@ def audit(
 
     _guard(
         lambda: asyncio.run(
-            print_audit(project, as_json=as_json, conversation=conversation, limit=limit,
-                        store_url=store)
+            print_audit(
+                project, as_json=as_json, conversation=conversation, limit=limit, store_url=store
+            )
         )
     )
 

@@ -51,8 +51,8 @@ def train(
     seed: Annotated[int, typer.Option(help="random seed for held-out splits")] = 0,
 ) -> None:
     """Train a model on DATA and save it to --out."""
-    from intentbridge.understanding.data import load_training_data  # noqa: PLC0415 - lazy: `--help` stays fast
-    from intentbridge.understanding.model import NluModel  # noqa: PLC0415 - lazy: `--help` stays fast
+    from intentbridge.understanding.data import load_training_data
+    from intentbridge.understanding.model import NluModel
 
     started = time.perf_counter()
     try:
@@ -98,9 +98,9 @@ def eval_(
     ] = None,
 ) -> None:
     """Evaluate a model on annotated DATA."""
-    from intentbridge.understanding.data import load_training_data  # noqa: PLC0415 - lazy: `--help` stays fast
-    from intentbridge.understanding.evaluation import evaluate_detailed  # noqa: PLC0415 - lazy: `--help` stays fast
-    from intentbridge.understanding.model import NluModel  # noqa: PLC0415 - lazy: `--help` stays fast
+    from intentbridge.understanding.data import load_training_data
+    from intentbridge.understanding.evaluation import evaluate_detailed
+    from intentbridge.understanding.model import NluModel
 
     try:
         model = NluModel.load(model_dir)
@@ -109,7 +109,7 @@ def eval_(
         raise _fail(exc) from exc
     result = evaluate_detailed(model, examples)
     if report is not None:
-        from intentbridge.understanding.report import write_report  # noqa: PLC0415 - lazy: `--help` stays fast
+        from intentbridge.understanding.report import write_report
 
         write_report(result, report, title=f"{model_dir} on {', '.join(str(d) for d in data)}")
     metrics = result.metrics
@@ -143,7 +143,7 @@ def convert(
     target: Annotated[Path, typer.Argument(help="output file; format from its extension")],
 ) -> None:
     """Convert training data between Rasa YAML and JSONL."""
-    from intentbridge.understanding.data import load_training_data, save_training_data  # noqa: PLC0415 - lazy: `--help` stays fast
+    from intentbridge.understanding.data import load_training_data, save_training_data
 
     try:
         data = load_training_data([source])
@@ -172,7 +172,7 @@ def parse(
     model_dir: ModelOpt,
 ) -> None:
     """Interpret TEXT and print the interpretation as JSON."""
-    from intentbridge.understanding.model import NluModel  # noqa: PLC0415 - lazy: `--help` stays fast
+    from intentbridge.understanding.model import NluModel
 
     try:
         model = NluModel.load(model_dir)

@@ -34,8 +34,7 @@ class ConversationLocks:
                 await asyncio.wait_for(lock.acquire(), self.timeout)
             except TimeoutError as exc:
                 raise ConversationBusyError(
-                    f"conversation {key!r} is busy: another turn held it for over "
-                    f"{self.timeout:g}s"
+                    f"conversation {key!r} is busy: another turn held it for over {self.timeout:g}s"
                 ) from exc
             try:
                 yield

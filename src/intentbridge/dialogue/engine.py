@@ -15,7 +15,7 @@ from typing import Any
 
 import jmespath
 
-from intentbridge.conversation.state import Conversation, Frame
+from intentbridge.conversation.state import Conversation, Frame, encode_value
 from intentbridge.dialogue.values import Invalid, coerce
 from intentbridge.integration.templates import render
 from intentbridge.project.schema import BotConfig, Operation, Parameter
@@ -275,9 +275,7 @@ class DialogueEngine:
         template = param.ask or self._responses["ask_default"]
         turn.say(self._render(template, turn, parameter=name))
 
-    def _say_invalid(
-        self, turn: Turn, name: str, param: Parameter, raw: Any, why: Invalid
-    ) -> None:
+    def _say_invalid(self, turn: Turn, name: str, param: Parameter, raw: Any, why: Invalid) -> None:
         template = param.invalid or self._responses["invalid_default"]
         turn.say(self._render(template, turn, parameter=name, value=raw, reason=why.reason))
 
@@ -345,7 +343,8 @@ class DialogueEngine:
         op = self.config.operations[frame.operation]
         params = {**self._context_params(turn, op), **frame.params, **frame.resolved}
         missing = [
-            n for n, p in op.parameters.items()
+            n
+            for n, p in op.parameters.items()
             if p.required and p.source != "entity" and params.get(n) is None
         ]
         if missing:
@@ -477,9 +476,7 @@ class DialogueEngine:
         return render(template, **context)
 
 
-def _assign_entities(
-    op: Operation, entities: tuple[Entity, ...], frame: Frame
-) -> dict[str, Any]:
+def _assign_entities(op: Operation, entities: tuple[Entity, ...], frame: Frame) -> dict[str, Any]:
     """Which parameter each entity of the message fills (raw values, not yet checked)."""
     out: dict[str, Any] = {}
     used: set[int] = set()
@@ -492,36 +489,44 @@ def _assign_entities(
                 out[name] = ent.value
                 return
 
-    # exact entity + role first, then entity without role conflict
+    # exact entity + role first, then entities for parameters without a role
     for name, p in entity_params.items():
-        wanted = p.entity or name
         if p.role is not None:
-            take(name, lambda e, w=wanted, r=p.role: e.entity == w and e.role == r)
+            take(name, _is(p.entity or name, p.role))
     for name, p in entity_params.items():
-        wanted = p.entity or name
         if name not in out and p.role is None:
-            take(name, lambda e, w=wanted: e.entity == w)
+            take(name, _is(p.entity or name))
     # role-less mentions go to the parameter being asked, then to the missing ones in order
     order = sorted(
         (n for n in entity_params if n not in out),
         key=lambda n: (n != frame.asking, n in frame.params),
     )
     for name in order:
-        wanted = entity_params[name].entity or name
-        take(name, lambda e, w=wanted: e.entity == w and e.role is None)
+        take(name, _is(entity_params[name].entity or name, None, exact_role=True))
     # a bare number or amount corrects the one numeric parameter ("make it 30")
     numeric = [n for n, p in entity_params.items() if p.type in ("money", "number", "integer")]
     if len(numeric) == 1 and numeric[0] not in out:
-        take(
-            numeric[0],
-            lambda e: isinstance(e.value, Money | int | float)
-            or e.entity in {"number", "amount", "money"},
-        )
+        take(numeric[0], _is_numeric)
     return out
 
 
-def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
-    from intentbridge.conversation.state import encode_value
+def _is(
+    entity: str, role: str | None = None, *, exact_role: bool = False
+) -> Callable[[Entity], bool]:
+    """A test for entities called ``entity`` (with ``role``, when one is asked for)."""
 
+    def match(ent: Entity) -> bool:
+        if ent.entity != entity:
+            return False
+        return ent.role == role if (role is not None or exact_role) else True
+
+    return match
+
+
+def _is_numeric(ent: Entity) -> bool:
+    return isinstance(ent.value, Money | int | float) or ent.entity in {"number", "amount", "money"}
+
+
+def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
     encoded: dict[str, Any] = encode_value(dict(params))
     return encoded

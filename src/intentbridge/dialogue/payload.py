@@ -31,7 +31,5 @@ def parse_payload(text: str) -> Interpretation | None:
             return None
         for name, value in data.items():
             if isinstance(value, str | int | float | bool) or value is None:
-                entities.append(
-                    Entity(str(name), value, 0, 0, str(value), extractor="payload")
-                )
+                entities.append(Entity(str(name), value, 0, 0, str(value), extractor="payload"))
     return Interpretation(text=text, intent=intent, confidence=1.0, entities=tuple(entities))

@@ -104,6 +104,8 @@ def _check(param: Parameter, value: Any) -> Any | Invalid:
             return Invalid(f"the smallest amount is {param.min:g}")
         if param.max is not None and amount > Decimal(str(param.max)):
             return Invalid(f"the largest amount is {param.max:g}")
+        if param.currencies is not None and value.currency not in param.currencies:
+            return Invalid("I can only use " + " or ".join(param.currencies))
         return value
     if param.type in ("integer", "number"):
         if param.min is not None and value < param.min:

@@ -17,7 +17,9 @@ A minimal project::
           customer: {source: user, field: user_id}
         response: {accounts: "[*]"}
         reply:
-          ok: "{% for a in data.accounts %}{{ a.name }}: {{ a.balance | money(a.currency) }}\\n{% endfor %}"
+          ok: |-
+            {% for a in data.accounts %}{{ a.name }}: {{ a.balance | money(a.currency) }}
+            {% endfor %}
 
 Placeholders ``{name}`` and ``{name.attr}`` in ``path``, ``query``, ``headers`` and
 ``body`` refer to operation parameters; in ``body`` a string that is exactly one
@@ -158,6 +160,7 @@ class Parameter(_Strict):
     min: float | None = None
     max: float | None = None
     default_currency: str | None = None
+    currencies: list[str] | None = Field(None, description="money: the currencies accepted")
     ask: str | None = Field(None, description="question asked when the value is missing")
     invalid: str | None = Field(None, description="reply when a given value is not valid")
     lookup: Lookup | None = None
@@ -334,7 +337,9 @@ class Responses(_Strict):
 
 
 class StoreSettings(_Strict):
-    url: str = Field("sqlite:///.intentbridge/store.sqlite3", description="sqlite:/// or postgresql://")
+    url: str = Field(
+        "sqlite:///.intentbridge/store.sqlite3", description="sqlite:/// or postgresql://"
+    )
 
 
 class UserProfile(_Strict):

@@ -81,8 +81,9 @@ class Store(Protocol):
 
     async def put_pending(self, op: PendingOperation) -> None: ...
 
-    async def finish_pending(self, idempotency_key: str, status: PendingStatus, outcome: str) -> None:
-        ...
+    async def finish_pending(
+        self, idempotency_key: str, status: PendingStatus, outcome: str
+    ) -> None: ...
 
     async def pending(self) -> list[PendingOperation]:
         """Operations still ``pending`` or ``unknown``, oldest first."""

@@ -129,8 +129,9 @@ class SqlStore:
                 await conn.run_sync(_meta.create_all)
         except (SQLAlchemyError, OSError) as exc:
             self._engine = None
-            raise StoreError(f"cannot open store {self._safe_url}: {exc.__class__.__name__}: "
-                             f"{_first_line(exc)}") from exc
+            raise StoreError(
+                f"cannot open store {self._safe_url}: {exc.__class__.__name__}: {_first_line(exc)}"
+            ) from exc
 
     async def close(self) -> None:
         if self._engine is not None:
@@ -168,9 +169,7 @@ class SqlStore:
             )
             if result.rowcount == 0:
                 await conn.execute(
-                    conversations.insert().values(
-                        id=conversation_id, state=payload, updated_at=now
-                    )
+                    conversations.insert().values(id=conversation_id, state=payload, updated_at=now)
                 )
 
     async def delete_conversation(self, conversation_id: str) -> None:

@@ -86,7 +86,7 @@ def choose_threshold(
     *,
     oos_index: int | None = None,
     reject_weight: float = 0.5,
-    oos_weight: float = 1.0,
+    oos_weight: float = 0.25,
 ) -> float:
     """The fallback threshold that maximises a utility on held-out predictions.
 

@@ -156,8 +156,9 @@ def load_training_data(paths: Sequence[Path | str] | Path | str) -> TrainingData
 
     >>> data = load_training_data(["data/"])
     """
-    from intentbridge.understanding.jsonl import read_jsonl  # noqa: PLC0415 - they import this module
-    from intentbridge.understanding.rasa import read_rasa_yaml  # noqa: PLC0415 - they import this module
+    # imported here because both format modules import this one
+    from intentbridge.understanding.jsonl import read_jsonl
+    from intentbridge.understanding.rasa import read_rasa_yaml
 
     if isinstance(paths, str | Path):
         paths = [paths]
@@ -197,8 +198,8 @@ def load_training_data(paths: Sequence[Path | str] | Path | str) -> TrainingData
 
 def save_training_data(data: TrainingData, path: Path | str) -> None:
     """Write training data, choosing the format by extension (JSONL or Rasa YAML)."""
-    from intentbridge.understanding.jsonl import write_jsonl  # noqa: PLC0415 - they import this module
-    from intentbridge.understanding.rasa import write_rasa_yaml  # noqa: PLC0415 - they import this module
+    from intentbridge.understanding.jsonl import write_jsonl
+    from intentbridge.understanding.rasa import write_rasa_yaml
 
     p = Path(path)
     suffix = p.suffix.lower()

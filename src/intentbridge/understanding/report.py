@@ -104,10 +104,10 @@ def confusions_markdown(result: EvaluationResult, limit: int = 30) -> str:
 def plot_confusion(result: EvaluationResult, path: Path) -> None:
     """A confusion matrix image of the intents involved in the most mistakes."""
     try:
-        import matplotlib  # noqa: PLC0415 - optional 'report' extra
+        import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
+        import matplotlib.pyplot as plt
     except ImportError as exc:
         raise MissingExtraError("evaluation reports", "report") from exc
     errors: Counter[str] = Counter()

@@ -94,17 +94,21 @@ def token_features(tokens: Sequence[Token], rule_tags: Sequence[Sequence[str]]) 
     return feats
 
 
-def bio_labels(tokens: Sequence[Token], spans: Sequence[tuple[int, int, str]]) -> list[str]:
-    """BIO labels for tokens given ``(start, end, label)`` character spans.
+def bio_labels(
+    tokens: Sequence[Token], spans: Sequence[tuple[int, int, str]], scheme: str = "bio"
+) -> list[str]:
+    """BIO (or IO) labels for tokens given ``(start, end, label)`` character spans.
 
-    A token belongs to a span when they overlap; spans never share tokens.
+    A token belongs to a span when they overlap; spans never share tokens. The IO
+    scheme uses only ``I-`` labels: half the labels, a quarter of the CRF's
+    label-pair work, at the price of merging two adjacent entities of one type.
     """
     labels = [_OUTSIDE] * len(tokens)
     for start, end, label in spans:
         inside = [i for i, t in enumerate(tokens) if t.start < end and t.end > start]
         for k, i in enumerate(inside):
             if labels[i] == _OUTSIDE:
-                labels[i] = ("B-" if k == 0 else "I-") + label
+                labels[i] = ("B-" if k == 0 and scheme == "bio" else "I-") + label
     return labels
 
 
@@ -225,6 +229,18 @@ class CrfTagger:
         if self._model is None:
             raise ModelError("the tagger is not trained")
         path.write_bytes(self._model)
+
+    @property
+    def model_bytes(self) -> bytes | None:
+        """The trained CRFsuite model file's bytes (None before training)."""
+        return self._model
+
+    @classmethod
+    def from_bytes(cls, model: bytes, **params: Any) -> CrfTagger:
+        """A tagger from model bytes (see :attr:`model_bytes`) and constructor params."""
+        tagger = cls(**params)
+        tagger._set_model(model)
+        return tagger
 
     @classmethod
     def load(cls, path: Path) -> CrfTagger:

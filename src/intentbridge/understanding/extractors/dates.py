@@ -162,7 +162,7 @@ def _month_day(today: dt.date, month: int, day: int, year: str | None) -> dt.dat
 
 @lru_cache(maxsize=4096)
 def _dateparser(phrase: str, today: dt.date) -> dt.date | None:
-    import dateparser  # noqa: PLC0415 - slow to import, and most messages never need it
+    import dateparser  # slow to import, and most messages never need it
 
     base = dt.datetime(today.year, today.month, today.day, 12, 0)
     parsed = dateparser.parse(
