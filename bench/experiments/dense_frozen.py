@@ -55,11 +55,15 @@ def oos_threshold(proba_cv: np.ndarray, classes: np.ndarray, gold: list[str]) ->
 def report(name: str, label: str, classes, proba, yv, seconds, extra="") -> None:
     if name == "clinc150":
         # intent accuracy over all 151 labels without threshold, then with one
-        print(f"{name:9s} {label:38s} acc={acc(classes, proba, yv):.4f} {extra} "
-              f"train={seconds:.1f}s", flush=True)
+        print(
+            f"{name:9s} {label:38s} acc={acc(classes, proba, yv):.4f} {extra} train={seconds:.1f}s",
+            flush=True,
+        )
     else:
-        print(f"{name:9s} {label:38s} acc={acc(classes, proba, yv):.4f} train={seconds:.1f}s",
-              flush=True)
+        print(
+            f"{name:9s} {label:38s} acc={acc(classes, proba, yv):.4f} train={seconds:.1f}s",
+            flush=True,
+        )
 
 
 def main(sets: list[str]) -> None:

@@ -21,18 +21,20 @@ from typing import Any
 import structlog
 
 from intentbridge.conversation.locks import ConversationLocks
+from intentbridge.conversation.pending import PendingResolver
 from intentbridge.conversation.state import Conversation, Turn
 from intentbridge.dialogue.engine import DialogueEngine
 from intentbridge.dialogue.engine import Turn as DialogueTurn
 from intentbridge.dialogue.payload import parse_payload
 from intentbridge.errors import StoreError
+from intentbridge.integration.deadline import deadline_scope
 from intentbridge.integration.executor import Integrations
 from intentbridge.integration.records import CallRecord
 from intentbridge.integration.templates import check_templates
 from intentbridge.project.loader import BotProject
 from intentbridge.project.model import load_or_train
 from intentbridge.stores import AuditEntry, Store, open_store
-from intentbridge.types import FALLBACK_INTENT, Identity, Interpretation, Message, Reply
+from intentbridge.types import FALLBACK_INTENT, Button, Identity, Interpretation, Message, Reply
 from intentbridge.understanding.interpreter import Interpreter
 
 log = structlog.get_logger("intentbridge.bot")
@@ -68,6 +70,7 @@ class Bot:
         self.settings = settings or BotSettings()
         self.dialogue = DialogueEngine(self.config, integrations.execute, store)
         self.locks = ConversationLocks(timeout=self.settings.lock_timeout)
+        self.pending = PendingResolver(self.config, store, integrations.execute, self.notify)
 
     @classmethod
     async def from_project(cls, project: BotProject, settings: BotSettings | None = None) -> Bot:
@@ -82,7 +85,12 @@ class Bot:
         integrations = Integrations.from_config(project.config, hooks=hooks)
         return cls(project, model, integrations, store, settings)
 
+    def start_background(self) -> None:
+        """Start settling unknown outcomes (at once for what a restart left behind)."""
+        self.pending.start()
+
     async def aclose(self) -> None:
+        await self.pending.stop()
         await self.integrations.aclose()
         await self.store.close()
 
@@ -94,23 +102,34 @@ class Bot:
         return checks
 
     async def handle(self, message: Message) -> list[Reply]:
-        """Handle one message; never raises for backend problems."""
+        """Handle one message; never raises for backend problems.
+
+        The whole turn runs under the channel's deadline: backend timeouts are clipped
+        to what is left, and retries never wait past it.
+        """
         identity = message.identity or Identity(user_id=message.sender, channel=message.channel)
-        conversation_id = f"{message.channel}:{message.sender}"
+        conversation_id = conversation_key(message.channel, message.sender)
+        deadline = self.config.channel(message.channel).deadline
         async with self.locks.hold(conversation_id):
             conv = await self._load(conversation_id, identity)
-            if message.message_id and message.message_id in conv.handled_messages:
-                # a client retry of a message we already answered: do nothing twice
-                return []
+            if message.message_id:
+                seen = conv.replies_for(message.message_id)
+                if seen is not None:
+                    # a client retry of a message already answered: same answer, no new work
+                    return [_reply_from_json(r, message.sender) for r in seen]
             started = time.perf_counter()
-            interpretation = await self._understand(message.text)
-            turn = DialogueTurn(
-                conversation=conv,
-                identity=identity,
-                interpretation=interpretation,
-                profile=self._profile(identity),
-            )
-            replies = await self.dialogue.respond(turn)
+            with deadline_scope(deadline):
+                interpretation = await self._understand(message.text)
+                turn = DialogueTurn(
+                    conversation=conv,
+                    identity=identity,
+                    interpretation=interpretation,
+                    profile=self._profile(identity),
+                )
+                replies = await self.dialogue.respond(turn)
+            # news that arrived since the last turn (a resolved transfer, an incoming
+            # payment) is delivered before the answer to this message
+            replies = [Reply(m["text"]) for m in conv.take_outbox()] + replies
             keep = self.config.dialogue.history_turns
             now = time.time()
             conv.turn_count += 1
@@ -118,7 +137,7 @@ class Bot:
             for reply in replies:
                 conv.remember_turn(Turn("bot", reply.text, now), keep)
             if message.message_id:
-                conv.mark_handled(message.message_id)
+                conv.mark_handled(message.message_id, [_reply_json(r) for r in replies])
             await self.store.save_conversation(conversation_id, conv.to_json())
             log.info(
                 "turn",
@@ -129,6 +148,43 @@ class Bot:
                 latency_ms=round((time.perf_counter() - started) * 1000, 2),
             )
         return [Reply(text=r.text, buttons=r.buttons, recipient_id=message.sender) for r in replies]
+
+    async def notify(
+        self,
+        conversation_id: str,
+        user_id: str,
+        text: str,
+        *,
+        message_id: str,
+        settles_key: str | None = None,
+    ) -> None:
+        """Queue a proactive message in a conversation's outbox.
+
+        ``settles_key``: the message reports the outcome of the money-moving call with
+        this idempotency key, so a frame still waiting on that call is closed.
+        """
+        async with self.locks.hold(conversation_id):
+            conv = await self._load(conversation_id, Identity(user_id=user_id))
+            if (
+                settles_key is not None
+                and conv.frame is not None
+                and conv.frame.idempotency_key == settles_key
+            ):
+                conv.frame = None
+            conv.notify(text, now=time.time(), message_id=message_id)
+            await self.store.save_conversation(conversation_id, conv.to_json())
+
+    async def take_outbox(self, conversation_id: str, user_id: str) -> list[Reply]:
+        """Deliver (and remove) the proactive messages waiting in a conversation."""
+        async with self.locks.hold(conversation_id):
+            raw = await self.store.load_conversation(conversation_id)
+            if raw is None:
+                return []
+            conv = Conversation.from_json(raw)
+            messages = conv.take_outbox()
+            if messages:
+                await self.store.save_conversation(conversation_id, conv.to_json())
+        return [Reply(m["text"], recipient_id=user_id) for m in messages]
 
     async def _load(self, conversation_id: str, identity: Identity) -> Conversation:
         try:
@@ -192,6 +248,20 @@ class _AuditHook:
         except StoreError:
             # an audit write must not break the conversation; it is logged loudly instead
             log.exception("audit_write_failed", operation=record.operation)
+
+
+def conversation_key(channel: str, sender: str) -> str:
+    """The id of the conversation of ``sender`` on ``channel``."""
+    return f"{channel}:{sender}"
+
+
+def _reply_json(reply: Reply) -> dict[str, Any]:
+    return {"text": reply.text, "buttons": [[b.title, b.payload] for b in reply.buttons]}
+
+
+def _reply_from_json(data: dict[str, Any], recipient: str) -> Reply:
+    buttons = tuple(Button(title, payload) for title, payload in data.get("buttons", []))
+    return Reply(text=data["text"], buttons=buttons, recipient_id=recipient)
 
 
 def project_store_url(project: BotProject) -> str:

@@ -192,12 +192,19 @@ async def test_bank_down_gives_friendly_reply_and_audit_record(
     assert "demo-secret" not in json.dumps([r.error for r in records])
 
 
-async def test_duplicate_message_id_never_executes_twice(bot: BotClient, bank: Bank) -> None:
+def test_duplicate_message_id_never_executes_twice(bot: BotClient, bank: Bank) -> None:
     bot.send("move 40 euros from checking to savings", message_id="m1")
     first = bot.send("yes", message_id="m2")
     again = bot.send("yes", message_id="m2")  # a client retry of the same request
     assert "Done" in first[0]["text"]
-    assert again == []
+    assert again == first  # the same answer, and no second transfer
+    assert len(bank.transfers("alice")) == 1
+
+
+def test_yes_sent_twice_moves_money_once(bot: BotClient, bank: Bank) -> None:
+    bot.say("move 40 euros from checking to savings")
+    assert "Done" in bot.say("yes")
+    assert "Done" not in bot.say("yes")
     assert len(bank.transfers("alice")) == 1
 
 

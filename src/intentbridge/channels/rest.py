@@ -48,19 +48,23 @@ def reply_json(reply: Reply, recipient: str) -> dict[str, Any]:
     return out
 
 
+def check_channel_token(
+    expected: str | None, query_token: str | None, authorization: str | None
+) -> None:
+    """Raise 401 unless the request carries the channel token (``?token=`` or bearer)."""
+    if expected is None:
+        return
+    given = query_token
+    if given is None and authorization and authorization.lower().startswith("bearer "):
+        given = authorization[7:]
+    if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(status_code=401, detail="missing or wrong channel token")
+
+
 def rest_router(handle: Handler, *, token: str | None = None) -> APIRouter:
     """Routes of the REST channel; ``token`` (or $INTENTBRIDGE_REST_TOKEN) guards them."""
     expected = token if token is not None else os.environ.get(TOKEN_ENV) or None
     router = APIRouter()
-
-    def check_token(query_token: str | None, authorization: str | None) -> None:
-        if expected is None:
-            return
-        given = query_token
-        if given is None and authorization and authorization.lower().startswith("bearer "):
-            given = authorization[7:]
-        if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
-            raise HTTPException(status_code=401, detail="missing or wrong channel token")
 
     @router.post("/webhooks/rest/webhook", response_model=None)
     async def webhook(
@@ -69,7 +73,7 @@ def rest_router(handle: Handler, *, token: str | None = None) -> APIRouter:
         token: Annotated[str | None, Query()] = None,
         authorization: Annotated[str | None, Header()] = None,
     ) -> JSONResponse | StreamingResponse:
-        check_token(token, authorization)
+        check_channel_token(expected, token, authorization)
         message = Message(
             text=body.message,
             sender=body.sender,

@@ -47,6 +47,8 @@ def run_demo(*, port: int, bank_port: int, project: Path | None) -> None:
     folder = find_banking_example(project)
     env = dict(os.environ, BANK_PORT=str(bank_port))
     env.setdefault("BANK_DB", str(folder / ".corebank.sqlite3"))
+    # the bank tells the bot about incoming payments through a signed webhook
+    env.setdefault("BANK_WEBHOOK_URL", f"http://127.0.0.1:{port}/webhooks/in/corebank")
     bank_url = f"http://127.0.0.1:{bank_port}"
     os.environ.setdefault("COREBANK_URL", bank_url)
     bank = subprocess.Popen([sys.executable, "-m", "corebank"], cwd=folder, env=env)

@@ -61,7 +61,8 @@ class Conversation:
     last_operation: str | None = None
     last_params: dict[str, Any] = field(default_factory=dict)
     turns: list[Turn] = field(default_factory=list)
-    handled_messages: list[str] = field(default_factory=list)
+    handled_messages: list[dict[str, Any]] = field(default_factory=list)
+    """Recent message ids with the replies they got: a client's retry gets them again."""
     outbox: list[dict[str, Any]] = field(default_factory=list)
     turn_count: int = 0
 
@@ -70,10 +71,28 @@ class Conversation:
         if len(self.turns) > keep:
             del self.turns[: len(self.turns) - keep]
 
-    def mark_handled(self, message_id: str, keep: int = 50) -> None:
-        self.handled_messages.append(message_id)
+    def mark_handled(self, message_id: str, replies: list[dict[str, Any]], keep: int = 50) -> None:
+        self.handled_messages.append({"id": message_id, "replies": replies})
         if len(self.handled_messages) > keep:
             del self.handled_messages[: len(self.handled_messages) - keep]
+
+    def replies_for(self, message_id: str) -> list[dict[str, Any]] | None:
+        """The replies already given to ``message_id``, or None when it is new."""
+        for handled in self.handled_messages:
+            if handled.get("id") == message_id:
+                replies: list[dict[str, Any]] = handled.get("replies", [])
+                return replies
+        return None
+
+    def notify(self, text: str, *, now: float, message_id: str) -> None:
+        """Queue a proactive message for delivery on the next turn or outbox read."""
+        if any(m.get("id") == message_id for m in self.outbox):
+            return
+        self.outbox.append({"id": message_id, "text": text, "timestamp": now})
+
+    def take_outbox(self) -> list[dict[str, Any]]:
+        messages, self.outbox = self.outbox, []
+        return messages
 
     def to_json(self) -> dict[str, Any]:
         frame = None
@@ -129,7 +148,7 @@ class Conversation:
             last_operation=data.get("last_operation"),
             last_params=decode_value(data.get("last_params", {})),
             turns=[Turn(**t) for t in data.get("turns", [])],
-            handled_messages=list(data.get("handled_messages", [])),
+            handled_messages=[h for h in data.get("handled_messages", []) if isinstance(h, dict)],
             outbox=list(data.get("outbox", [])),
             turn_count=int(data.get("turn_count", 0)),
         )

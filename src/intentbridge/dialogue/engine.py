@@ -365,7 +365,11 @@ class DialogueEngine:
                     idempotency_key=key,
                     conversation_id=conv.id,
                     operation=frame.operation,
-                    params=_jsonable(params),
+                    params={
+                        "call": _jsonable(params),
+                        "shown": _jsonable(frame.params),
+                        "user_id": turn.identity.user_id,
+                    },
                     created_at=time.time(),
                 )
             )

@@ -35,8 +35,9 @@ import httpx
 from authlib.oauth2.auth import ClientAuth
 
 from intentbridge.errors import IntegrationError
-from intentbridge.types import Outcome
+from intentbridge.integration.signing import signature_headers
 from intentbridge.project import schema
+from intentbridge.types import Outcome
 
 __all__ = [
     "ApiKeyAuth",
@@ -291,6 +292,22 @@ def _oauth_error(response: httpx.Response) -> str:
     return ""
 
 
+class HmacSignatureAuth(httpx.Auth):
+    """Signs the request body: ``X-Webhook-Timestamp`` and ``X-Webhook-Signature``."""
+
+    requires_request_body = True
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers.update(signature_headers(request.content, self._secret))
+        yield request
+
+    def __repr__(self) -> str:
+        return "HmacSignatureAuth(secret='***')"
+
+
 def auth_for(settings: schema.Backend) -> httpx.Auth | None:
     """The httpx ``Auth`` for a backend's ``auth`` settings (None for ``type: none``).
 
@@ -313,4 +330,6 @@ def auth_for(settings: schema.Backend) -> httpx.Auth | None:
             auth_method=auth.auth_method,
             refresh_margin=auth.refresh_margin,
         )
+    if isinstance(auth, schema.HmacSignatureAuth):
+        return HmacSignatureAuth(auth.secret)
     return None

@@ -170,7 +170,7 @@ def _is_union_tag(part: str | int) -> bool:
     return isinstance(part, str) and ("[" in part or part in _AUTH_TAGS)
 
 
-_AUTH_TAGS = {"none", "bearer", "api_key", "oauth2_client_credentials"}
+_AUTH_TAGS = {"none", "bearer", "api_key", "oauth2_client_credentials", "hmac_signature"}
 
 
 def _pydantic_message(err: Mapping[str, Any]) -> str:

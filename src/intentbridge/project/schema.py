@@ -33,7 +33,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.[A-Za-z_][A-Za-z0-9_]*)*\}")
@@ -90,8 +99,16 @@ class OAuth2ClientCredentials(_Strict):
     refresh_margin: float = Field(30.0, ge=0, description="seconds before expiry to refresh")
 
 
+class HmacSignatureAuth(_Strict):
+    """Sign each request body (webhook style): HMAC-SHA256 over ``timestamp.body``."""
+
+    type: Literal["hmac_signature"]
+    secret: str = Field(min_length=1, repr=False)
+
+
 Auth = Annotated[
-    NoAuth | BearerAuth | ApiKeyAuth | OAuth2ClientCredentials, Field(discriminator="type")
+    NoAuth | BearerAuth | ApiKeyAuth | OAuth2ClientCredentials | HmacSignatureAuth,
+    Field(discriminator="type"),
 ]
 
 
@@ -99,6 +116,129 @@ class RetrySettings(_Strict):
     attempts: int = Field(3, ge=1, le=10)
     backoff: float = Field(0.1, ge=0, description="first wait in seconds; doubles each time")
     max_backoff: float = Field(2.0, ge=0)
+
+
+class BreakerSettings(_Strict):
+    """When to stop calling a failing backend, and when to try it again.
+
+    Failures are outcomes ``timeout``, ``unavailable`` and ``outcome_unknown`` (after
+    retries); refusals (4xx) and auth problems show the backend is up and never count.
+    The circuit opens after ``failure_threshold`` failures in a row, or, with
+    ``failure_ratio``, when that share of at least ``min_calls`` calls in ``window``
+    seconds failed. While open, calls fail at once as ``unavailable``; after
+    ``reset_timeout`` seconds up to ``half_open_max_calls`` trial calls go through and
+    the first answer closes the circuit again (success) or reopens it (failure).
+    """
+
+    failure_threshold: int = Field(5, ge=1, le=1000, description="failures in a row that open")
+    failure_ratio: float | None = Field(None, gt=0, le=1, description="failed share that opens")
+    window: float = Field(30.0, gt=0, le=3600, description="seconds failure_ratio looks back")
+    min_calls: int = Field(10, ge=1, le=100_000, description="calls before failure_ratio applies")
+    reset_timeout: float = Field(30.0, gt=0, le=3600, description="seconds open before a trial")
+    half_open_max_calls: int = Field(1, ge=1, le=100, description="trial calls at once")
+
+
+class TimeoutStepSettings(_Strict):
+    """Settings of the ``timeout`` middleware: the whole call (retries included)."""
+
+    seconds: float = Field(gt=0, le=300)
+
+
+BUILTIN_MIDDLEWARE = ("rate_limit", "breaker", "bulkhead", "retry", "timeout")
+"""Names of the built-in middleware a ``middleware:`` list may use."""
+
+DEFAULT_MIDDLEWARE = ("rate_limit", "breaker", "bulkhead", "retry")
+"""The chain when a backend names none, outermost first: throttled calls never count
+against the breaker or hold a slot; an open breaker answers before queueing for a slot;
+retries run inside one slot and count as one call for the breaker."""
+
+_DOTTED_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+_STATEFUL_SETTINGS = {
+    "rate_limit": "'rate_limit' on the backend and 'user_rate_limit' on operations",
+    "breaker": "'breaker' on the backend",
+    "bulkhead": "'max_concurrency' and 'concurrency_wait' on the backend",
+}
+
+
+def middleware_step(entry: str | dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The name and settings of one validated ``middleware:`` entry.
+
+    >>> middleware_step("retry")
+    ('retry', {})
+    >>> middleware_step({"timeout": {"seconds": 8}})
+    ('timeout', {'seconds': 8})
+    """
+    if isinstance(entry, str):
+        return entry, {}
+    [(name, settings)] = entry.items()
+    return name, dict(settings or {})
+
+
+def _check_middleware_entry(value: Any) -> str | dict[str, Any]:
+    if isinstance(value, str):
+        name, settings = value, {}
+    elif isinstance(value, dict) and len(value) == 1 and isinstance(next(iter(value)), str):
+        [(name, settings)] = value.items()
+        if settings is None:
+            settings = {}
+        if not isinstance(settings, dict):
+            raise ValueError(f"the settings of middleware {name!r} must be a mapping")
+    else:
+        raise ValueError(
+            "a middleware entry is a built-in name (e.g. retry), a dotted path "
+            "'package.module:factory', or a one-key mapping {name: {settings}}"
+        )
+    if name in _STATEFUL_SETTINGS and settings:
+        raise ValueError(
+            f"{name!r} takes no settings here; configure it with {_STATEFUL_SETTINGS[name]}"
+        )
+    if name in ("retry", "timeout") and (settings or name == "timeout"):
+        model = RetrySettings if name == "retry" else TimeoutStepSettings
+        try:
+            model.model_validate(settings)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            raise ValueError(f"{name} {where}: {err['msg']}") from None
+    elif name not in BUILTIN_MIDDLEWARE and not _DOTTED_PATH.match(name):
+        raise ValueError(
+            f"unknown middleware {name!r}; use one of {', '.join(BUILTIN_MIDDLEWARE)} "
+            "or a dotted path 'package.module:factory'"
+        )
+    return name if not settings else {name: settings}
+
+
+MiddlewareEntry = Annotated[
+    str | dict[str, Any],
+    PlainValidator(_check_middleware_entry, json_schema_input_type=str | dict[str, Any]),
+]
+"""One ``middleware:`` entry: ``retry``, ``pkg.mod:factory`` or ``{name: {settings}}``."""
+
+
+def _check_middleware_list(value: list[Any]) -> list[Any]:
+    names = [middleware_step(entry)[0] for entry in value]
+    repeated = sorted({n for n in names if n in BUILTIN_MIDDLEWARE and names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"built-in middleware listed more than once: {', '.join(repeated)}")
+    return value
+
+
+def _check_rate(value: str) -> str:
+    import limits  # lazily: a heavy import, needed only when a rate is configured
+
+    try:
+        limits.parse_many(value)
+    except ValueError:
+        raise ValueError(
+            f"not a rate limit: {value!r}; write e.g. '5/minute', '50/second' or "
+            "'10 per 2 minutes' (several with ';')"
+        ) from None
+    return value
+
+
+MiddlewareList = Annotated[list[MiddlewareEntry], AfterValidator(_check_middleware_list)]
+RateLimit = Annotated[str, AfterValidator(_check_rate)]
+"""A rate in the ``limits`` notation: ``5/minute``, ``50/second``, ``10 per 2 minutes``."""
 
 
 class Backend(_Strict):
@@ -112,6 +252,18 @@ class Backend(_Strict):
     retry: RetrySettings = RetrySettings()
     max_connections: int = Field(50, ge=1, le=10_000)
     verify_tls: bool = True
+    middleware: MiddlewareList | None = Field(
+        None, description="steps around each call, outermost first; None = DEFAULT_MIDDLEWARE"
+    )
+    breaker: BreakerSettings = BreakerSettings()
+    max_concurrency: int = Field(20, ge=1, le=10_000, description="calls in flight at once")
+    concurrency_wait: float = Field(
+        1.0, ge=0, le=60, description="seconds to wait for a free slot (never past the deadline)"
+    )
+    rate_limit: RateLimit | None = Field(None, description="the backend's quota, e.g. '50/second'")
+    rate_limit_wait: float = Field(
+        1.0, ge=0, le=60, description="seconds to wait for quota (never past the deadline)"
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -191,6 +343,19 @@ class Confirm(_Strict):
     decline: str = Field("No", description="title of the button that declines")
 
 
+class Resolve(_Strict):
+    """How to learn what happened to a money-moving call whose answer was lost.
+
+    ``operation`` is called with the call's parameters plus ``idempotency_key``;
+    when ``found`` (JMESPath over its mapped data) gives a non-empty value, the call
+    happened and that value is the result. Otherwise the call is sent again with the
+    same key, which the backend must treat as the same request.
+    """
+
+    operation: str
+    found: str = "@"
+
+
 class Operation(_Strict):
     """One backend action the bot may take."""
 
@@ -214,8 +379,15 @@ class Operation(_Strict):
     confirm: Confirm | None = None
     moves_money: bool = False
     idempotent: bool | None = None
+    resolve: Resolve | None = None
     max_attempts_per_parameter: int = Field(3, ge=1, le=10)
     description: str | None = None
+    middleware: MiddlewareList | None = Field(
+        None, description="replaces the backend's middleware list for this operation"
+    )
+    user_rate_limit: RateLimit | None = Field(
+        None, description="calls one user may make, e.g. '5/minute' (over: rate_limited)"
+    )
 
     @field_validator("confirm", mode="before")
     @classmethod
@@ -336,6 +508,64 @@ class Responses(_Strict):
     error: str = "Something went wrong on my side. Please try again."
 
 
+class IncomingWebhook(_Strict):
+    """Events a system pushes to ``POST /webhooks/in/{source}``, turned into messages.
+
+    ``messages`` maps an event type to a template rendered with ``event``; the message
+    lands in the outbox of the user that ``user`` (JMESPath over the event) names.
+    """
+
+    secret: str = Field(min_length=1, repr=False)
+    tolerance: float = Field(300.0, gt=0, description="seconds a timestamp may be off")
+    event_id: str = Field("id", description="JMESPath to the event's unique id")
+    event_type: str = Field("type", description="JMESPath to the event's type")
+    user: str = Field(description="JMESPath to the user id the event is about")
+    channel: str = "rest"
+    messages: dict[str, str] = Field(default_factory=dict)
+
+
+class ChannelSettings(_Strict):
+    """Per-channel settings: how long a turn may take, and the channel's shared token."""
+
+    deadline: float = Field(5.0, gt=0, le=300, description="seconds a turn may take in all")
+    token: str | None = Field(None, repr=False)
+
+
+class PendingSettings(_Strict):
+    """Resolving money-moving calls whose outcome is unknown."""
+
+    interval: float = Field(5.0, gt=0, description="seconds between resolution rounds")
+    min_age: float = Field(30.0, ge=0, description="a 'pending' call younger than this may "
+                           "still be in flight in some worker; it is left alone")
+    max_age: float = Field(86_400.0, gt=0, description="give up (and say so) after this long")
+
+
+class LimitSettings(_Strict):
+    """Rate limits on incoming messages, and where limit counters and breaker state live.
+
+    ``storage_url`` ``memory://`` keeps them in this process; ``redis://host:6379/0``
+    shares them between all worker processes (keys start with ``key_prefix``). The
+    environment variable ``INTENTBRIDGE_RATE_LIMITS=off`` switches every rate limit
+    off (backend quotas, per-user and per-sender limits), e.g. for load tests.
+    """
+
+    incoming_per_sender: RateLimit | None = Field(
+        None, description="messages one sender may send, e.g. '30/minute'"
+    )
+    storage_url: str = Field("memory://", description="memory:// or redis://host:6379/0")
+    key_prefix: str = Field("intentbridge", pattern=r"^[A-Za-z0-9_.:-]+$")
+
+    @field_validator("storage_url")
+    @classmethod
+    def _known_storage(cls, value: str) -> str:
+        if value != "memory://" and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                f"unsupported storage {value.split('://', 1)[0]!r}; use memory:// or "
+                "redis://host:6379/0"
+            )
+        return value
+
+
 class StoreSettings(_Strict):
     url: str = Field(
         "sqlite:///.intentbridge/store.sqlite3", description="sqlite:/// or postgresql://"
@@ -359,7 +589,15 @@ class BotConfig(_Strict):
     operations: dict[str, Operation] = Field(default_factory=dict)
     responses: Responses = Responses()
     store: StoreSettings = StoreSettings()
+    channels: dict[str, ChannelSettings] = Field(default_factory=dict)
+    webhooks: dict[str, IncomingWebhook] = Field(default_factory=dict)
+    pending: PendingSettings = PendingSettings()
+    limits: LimitSettings = LimitSettings()
     users: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def channel(self, name: str) -> ChannelSettings:
+        """Settings of channel ``name`` (defaults when it is not configured)."""
+        return self.channels.get(name) or _DEFAULT_CHANNEL
 
     @field_validator("operations", "backends")
     @classmethod
@@ -381,6 +619,13 @@ class BotConfig(_Strict):
                         ("operations", name, "backend"),
                         f"unknown backend {op.backend!r} (known: {known}); declare it under "
                         "'backends' or fix the name",
+                    )
+                )
+            if op.resolve and op.resolve.operation not in self.operations:
+                errors.append(
+                    (
+                        ("operations", name, "resolve", "operation"),
+                        f"unknown operation {op.resolve.operation!r}",
                     )
                 )
             for pname, param in op.parameters.items():
@@ -409,3 +654,6 @@ class BotConfig(_Strict):
             if op.intent == intent:
                 return name, op
         return None
+
+
+_DEFAULT_CHANNEL = ChannelSettings()

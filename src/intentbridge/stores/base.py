@@ -87,3 +87,6 @@ class Store(Protocol):
 
     async def pending(self) -> list[PendingOperation]:
         """Operations still ``pending`` or ``unknown``, oldest first."""
+
+    async def remember_event(self, source: str, event_id: str) -> bool:
+        """Record an incoming event id; False when it was seen before (a replay)."""

@@ -24,7 +24,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from intentbridge.errors import StoreError
@@ -72,6 +72,15 @@ pending_ops = Table(
     Column("outcome", String(32)),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+)
+
+
+seen_events = Table(
+    "ib_events",
+    _meta,
+    Column("source", String(255), primary_key=True),
+    Column("event_id", String(255), primary_key=True),
+    Column("received_at", Float, nullable=False),
 )
 
 
@@ -283,6 +292,22 @@ class SqlStore:
             )
             for row in rows
         ]
+
+    async def remember_event(self, source: str, event_id: str) -> bool:
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    seen_events.insert().values(
+                        source=source, event_id=event_id, received_at=time.time()
+                    )
+                )
+        except IntegrityError:
+            return False  # the primary key says: seen before
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(
+                f"cannot record event in {self._safe_url}: {exc.__class__.__name__}"
+            ) from exc
+        return True
 
     def _errors(self, what: str) -> _StoreErrors:
         return _StoreErrors(what, self._safe_url)

@@ -2,7 +2,10 @@
 
 - ``LoopbackServer``: run an ASGI app (your fake backend) as a real HTTP server;
 - ``fast_retries`` / ``set_testing``: retries record their waits instead of sleeping;
-- ``RecordingHook``: collect the ``CallRecord`` of every backend call.
+- ``RecordingHook``: collect the ``CallRecord`` of every backend call;
+- ``FaultProxy`` / ``Faults``: put latency, 5xx, 429, lost responses, resets and
+  malformed bodies between a bot and its backend, seeded and counted;
+- ``intentbridge.testing.bot.serve_bot``: serve a bot project on loopback and chat with it.
 
 >>> with LoopbackServer(fake_bank) as url, fast_retries() as sleeps:
 ...     ...
@@ -10,6 +13,17 @@
 
 from intentbridge.integration.middleware.retry import fast_retries, set_testing
 from intentbridge.integration.records import RecordingHook
+from intentbridge.testing.faults import FaultProxy, FaultRecord, Faults, FaultStats
 from intentbridge.testing.loopback import LoopbackError, LoopbackServer
 
-__all__ = ["LoopbackError", "LoopbackServer", "RecordingHook", "fast_retries", "set_testing"]
+__all__ = [
+    "FaultProxy",
+    "FaultRecord",
+    "FaultStats",
+    "Faults",
+    "LoopbackError",
+    "LoopbackServer",
+    "RecordingHook",
+    "fast_retries",
+    "set_testing",
+]

@@ -12,6 +12,7 @@ the ``embeddings`` extra; a missing extra raises
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import math
@@ -116,10 +117,8 @@ def _site_dirs() -> list[Path]:
     dirs: list[str] = []
     for key in ("purelib", "platlib"):
         dirs.append(sysconfig.get_paths()[key])
-    try:
+    with contextlib.suppress(AttributeError):  # some embedded interpreters lack it
         dirs.extend(site.getsitepackages())
-    except AttributeError:  # some embedded interpreters lack it
-        pass
     dirs.extend(p for p in sys.path if p)
     seen: set[str] = set()
     out: list[Path] = []
@@ -175,7 +174,7 @@ def find_embeddings_dir(
 
 def _import_torch() -> Any:
     try:
-        import torch  # noqa: PLC0415 - optional extra, imported on first use
+        import torch  # optional extra: imported on first use
     except ImportError as exc:
         raise MissingExtraError(_FEATURE, _EXTRA) from exc
     return torch
@@ -186,7 +185,7 @@ def _import_transformers() -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
-        import transformers  # noqa: PLC0415 - optional extra, imported on first use
+        import transformers  # optional extra: imported on first use
     except ImportError as exc:
         raise MissingExtraError(_FEATURE, _EXTRA) from exc
     return transformers
@@ -257,12 +256,11 @@ class SentenceEncoder:
 
     def embed_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean-pooled, L2-normalised embeddings of a tokenised batch (keeps grad)."""
-        torch = self._torch
         out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         mask = batch["attention_mask"].unsqueeze(-1).to(out.last_hidden_state.dtype)
         summed = (out.last_hidden_state * mask).sum(dim=1)
         pooled = summed / mask.sum(dim=1).clamp(min=1e-9)
-        result: torch.Tensor = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        result: torch.Tensor = self._torch.nn.functional.normalize(pooled, p=2, dim=1)
         return result
 
     def encode(self, texts: list[str], batch_size: int = 64) -> npt.NDArray[np.float32]:
@@ -311,23 +309,31 @@ def fine_tune_classifier(
     config: FineTuneConfig | None = None,
     *,
     log: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], torch.Tensor]:
     """Fine-tune ``encoder`` in place with a cosine classification head.
 
-    Full fine-tuning of all six layers with AdamW, linear warm-up and decay, dynamic
-    padding and length-bucketed batches (shuffled buckets, so batches stay random but
-    cheap). Returns a summary (steps, seconds, last loss).
+    Trains the encoder parameters that have ``requires_grad`` set, plus a new head,
+    with AdamW, linear warm-up and decay, dynamic padding and length-bucketed batches.
+    With ``config.time_budget_s`` set, the speed of the first steps decides how many
+    steps fit, and the decay schedule is shortened to end inside the budget.
+
+    Returns:
+        A summary (steps, seconds, last loss) and the head, ``(n_classes, dim)``.
     """
     torch = _import_torch()
     cfg = config or FineTuneConfig()
     cap_threads(cfg.num_threads)
-    rng = random.Random(cfg.seed)
+    rng = random.Random(cfg.seed)  # noqa: S311 - shuffling, not security
     torch.manual_seed(cfg.seed)
     model = encoder.model
     head = torch.nn.Parameter(torch.randn(n_classes, encoder.dimension) * 0.02)
-    decay, no_decay = [], []
+    decay: list[Any] = []
+    no_decay: list[Any] = []
     for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
         (no_decay if "LayerNorm" in name or name.endswith("bias") else decay).append(param)
+    trainable = decay + no_decay
     optimizer = torch.optim.AdamW(
         [
             {"params": decay, "weight_decay": cfg.weight_decay, "lr": cfg.learning_rate},
@@ -337,13 +343,13 @@ def fine_tune_classifier(
     )
     n = len(texts)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
-    total_steps = max(1, round(steps_per_epoch * cfg.epochs))
-    warmup = max(1, round(total_steps * cfg.warmup_fraction))
+    plan = {"total": max(1, round(steps_per_epoch * cfg.epochs))}
+    warmup = max(1, round(plan["total"] * cfg.warmup_fraction))
 
     def lr_factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+        return max(0.0, (plan["total"] - step) / max(1, plan["total"] - warmup))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
@@ -359,7 +365,9 @@ def fine_tune_classifier(
         batches: list[list[int]] = []
         for s in range(0, n, chunk):
             part = sorted(idx[s : s + chunk], key=lambda i: lengths[i])
-            batches.extend(part[b : b + cfg.batch_size] for b in range(0, len(part), cfg.batch_size))
+            batches.extend(
+                part[b : b + cfg.batch_size] for b in range(0, len(part), cfg.batch_size)
+            )
         rng.shuffle(batches)
         return batches
 
@@ -367,10 +375,10 @@ def fine_tune_classifier(
     started = time.perf_counter()
     step = 0
     last_loss = float("nan")
-    stopped_early = False
-    while step < total_steps and not stopped_early:
+    planned_by_time = False
+    while step < plan["total"]:
         for batch_idx in epoch_batches():
-            if step >= total_steps:
+            if step >= plan["total"]:
                 break
             tokens = encoder.tokenize([texts[i] for i in batch_idx])
             emb = encoder.embed_batch(tokens)
@@ -379,22 +387,32 @@ def fine_tune_classifier(
             loss = loss_fn(logits, labels_t[batch_idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             scheduler.step()
             step += 1
             last_loss = float(loss.detach())
+            elapsed = time.perf_counter() - started
             if log is not None and step % 50 == 0:
-                elapsed = time.perf_counter() - started
-                log(f"step {step}/{total_steps} loss {last_loss:.4f} {elapsed:.0f}s")
-            if cfg.time_budget_s is not None and time.perf_counter() - started > cfg.time_budget_s:
-                stopped_early = True
-                break
+                log(f"step {step}/{plan['total']} loss {last_loss:.4f} {elapsed:.0f}s")
+            if cfg.time_budget_s is not None:
+                # Re-plan from the measured speed (after warm-up of the allocator),
+                # leaving 5% slack; never plan past the configured epochs.
+                if step in (20, 100, 300) or (step % 500 == 0):
+                    fits = int(step * 0.95 * cfg.time_budget_s / elapsed)
+                    if fits < plan["total"]:
+                        plan["total"] = max(step + 1, fits)
+                        planned_by_time = True
+                if elapsed > cfg.time_budget_s:
+                    plan["total"] = step
+                    planned_by_time = True
     model.eval()
-    return {
+    summary = {
         "steps": step,
-        "total_steps": total_steps,
+        "planned_steps": round(steps_per_epoch * cfg.epochs),
+        "epochs_done": step / steps_per_epoch,
         "seconds": time.perf_counter() - started,
         "loss": last_loss,
-        "stopped_early": stopped_early,
+        "shortened_by_time_budget": planned_by_time,
     }
+    return summary, head.detach()

@@ -35,6 +35,7 @@ from intentbridge.understanding.tokenizer import Token, tokenize
 _VALUE_KINDS = ("money", "date", "number")
 _MIN_KIND_COVERAGE = 0.5
 _MIN_EMIT_PRECISION = 0.8
+_MIN_EMIT_SUPPORT = 3  # one lucky overlap must not turn every "$5" into an object_name
 
 ProgressFn = Callable[[int, int], None]
 
@@ -128,7 +129,11 @@ class EntityRecognizer:
             hits = kind_hits.get(kind, Counter())
             best = hits.most_common(1)
             natural = _natural_name(kind)
-            if best and kind_total[kind] and best[0][1] / kind_total[kind] >= _MIN_EMIT_PRECISION:
+            if (
+                best
+                and kind_total[kind] >= _MIN_EMIT_SUPPORT
+                and best[0][1] / kind_total[kind] >= _MIN_EMIT_PRECISION
+            ):
                 emit[kind] = best[0][0]
             elif (
                 natural not in learned

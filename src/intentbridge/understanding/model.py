@@ -129,6 +129,12 @@ class NluModel:
             "known_words": known_words,
         }
         rules = RuleExtractors(today=today, **rules_config)
+        # 50 L-BFGS iterations reach all but ~0.3 F1 on SNIPS/ATIS at half the time of
+        # 100; small bot data converges cheaply, so it gets the full 100.
+        crf_params = {
+            "max_iterations": 100 if len(data.examples) < _PARALLEL_MIN_EXAMPLES else 50,
+            **(crf_params or {}),
+        }
         # The CRF holds the GIL for its whole training run; on large data it trains in
         # a second process while this one fits the intent models (2 cores, ~2x faster).
         remote = (

@@ -39,9 +39,9 @@ class FaultProxy:
     """An HTTP/1.1 proxy on 127.0.0.1 between your bot and its backend, injecting faults.
 
     Point the bot's backend ``base_url`` at ``proxy.url``. Requests are forwarded to
-    ``upstream`` (plain HTTP, loopback only) over a pool of keep-alive connections; responses
-    stream back. ``faults`` say what goes wrong (see :class:`Faults`) and may be
-    replaced at any time, e.g. to make the backend fail and then recover; each new
+    ``upstream`` (plain HTTP, loopback only) over a pool of keep-alive connections;
+    responses stream back. ``faults`` say what goes wrong (see :class:`Faults`) and may
+    be replaced at any time, e.g. to make the backend fail and then recover; each new
     ``Faults`` restarts its seeded random stream. ``stats`` counts what happened.
 
     ``timeout`` bounds every step of an upstream call (connect, write, each read; the
@@ -83,7 +83,8 @@ class FaultProxy:
         _require_loopback(parts.hostname, "upstream")
         _require_loopback(host, "host")
         self.upstream = upstream.rstrip("/")
-        self.host = host
+        # "localhost" may bind ::1 and 127.0.0.1 on two different free ports; one it is.
+        self.host = "127.0.0.1" if host == "localhost" else host
         self.timeout = timeout
         self.max_body_size = max_body_size
         self.max_connections = max_connections
