@@ -6,12 +6,15 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
+
+from intentbridge.observability.tracing import current_trace_id
 
 _SECRET_KEYS = re.compile(
     r"(secret|token|password|passwd|authorization|api[_-]?key|cookie|pin|iban|card)", re.I
@@ -31,9 +34,30 @@ def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[s
     return event
 
 
-def configure_logging(*, json: bool | None = None, level: int = logging.INFO) -> None:
-    """Route structlog events to stderr, as JSON unless stderr is a terminal."""
-    as_json = (not sys.stderr.isatty()) if json is None else json
+def add_trace_id(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A structlog processor: events inside a recorded trace carry its ``trace_id``."""
+    if "trace_id" not in event:
+        trace_id = current_trace_id()
+        if trace_id is not None:
+            event["trace_id"] = trace_id
+    return event
+
+
+LEVEL_ENV = "INTENTBRIDGE_LOG_LEVEL"
+
+
+def configure_logging(
+    *, json: bool | None = None, level: int | None = None, file: TextIO | None = None
+) -> None:
+    """Route structlog events to ``file`` (stderr), as JSON unless it is a terminal.
+
+    The level comes from ``level``, else ``$INTENTBRIDGE_LOG_LEVEL`` (``info`` by default).
+    """
+    if level is None:
+        name = os.environ.get(LEVEL_ENV, "info").upper()
+        level = logging.getLevelNamesMapping().get(name, logging.INFO)
+    out = file if file is not None else sys.stderr
+    as_json = (not out.isatty()) if json is None else json
     renderer: Any = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
     )
@@ -41,12 +65,13 @@ def configure_logging(*, json: bool | None = None, level: int = logging.INFO) ->
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            add_trace_id,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact,
             structlog.processors.format_exc_info,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=True,
     )
