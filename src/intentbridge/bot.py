@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,10 +31,22 @@ from intentbridge.integration.deadline import deadline_scope
 from intentbridge.integration.executor import Integrations
 from intentbridge.integration.records import CallRecord
 from intentbridge.integration.templates import check_templates
+from intentbridge.observability import metrics
+from intentbridge.observability.hooks import LoggingHook, MetricsHook
+from intentbridge.observability.tracing import current_trace_id, span
 from intentbridge.project.loader import BotProject
 from intentbridge.project.model import load_or_train
+from intentbridge.project.schema import BotConfig
 from intentbridge.stores import AuditEntry, Store, open_store
-from intentbridge.types import FALLBACK_INTENT, Button, Identity, Interpretation, Message, Reply
+from intentbridge.types import (
+    FALLBACK_INTENT,
+    Button,
+    Identity,
+    Interpretation,
+    Message,
+    Middleware,
+    Reply,
+)
 from intentbridge.understanding.interpreter import Interpreter
 
 log = structlog.get_logger("intentbridge.bot")
@@ -70,19 +82,34 @@ class Bot:
         self.settings = settings or BotSettings()
         self.dialogue = DialogueEngine(self.config, integrations.execute, store)
         self.locks = ConversationLocks(timeout=self.settings.lock_timeout)
+        self._intents = _known_intents(self.config, interpreter)
         self.pending = PendingResolver(self.config, store, integrations.execute, self.notify)
 
     @classmethod
-    async def from_project(cls, project: BotProject, settings: BotSettings | None = None) -> Bot:
-        """Assemble a bot: train or load the NLU, open the store, prepare backends."""
+    async def from_project(
+        cls,
+        project: BotProject,
+        settings: BotSettings | None = None,
+        *,
+        middleware: Sequence[Middleware] = (),
+    ) -> Bot:
+        """Assemble a bot: train or load the NLU, open the store, prepare backends.
+
+        ``middleware`` runs around every backend call, after the built-in observers.
+        """
         settings = settings or BotSettings()
         check_templates(project.config)
         store_url = settings.store_url or os.environ.get(STORE_ENV) or project_store_url(project)
         store = open_store(store_url)
         await store.open()
         model = await asyncio.to_thread(load_or_train, project, force=settings.retrain)
-        hooks = [_AuditHook(store)]
-        integrations = Integrations.from_config(project.config, hooks=hooks)
+        observers = (MetricsHook(), LoggingHook())  # take call records and decisions alike
+        integrations = Integrations.from_config(
+            project.config,
+            middleware=middleware,
+            hooks=[_AuditHook(store), *observers],
+            decision_hooks=observers,
+        )
         return cls(project, model, integrations, store, settings)
 
     def start_background(self) -> None:
@@ -105,8 +132,13 @@ class Bot:
         """Handle one message; never raises for backend problems.
 
         The whole turn runs under the channel's deadline: backend timeouts are clipped
-        to what is left, and retries never wait past it.
+        to what is left, and retries never wait past it. With tracing on it is one
+        trace: ``intentbridge.turn`` → understanding, dialogue → each call attempt.
         """
+        with span("intentbridge.turn", attributes={"intentbridge.channel": message.channel}):
+            return await self._handle(message)
+
+    async def _handle(self, message: Message) -> list[Reply]:
         identity = message.identity or Identity(user_id=message.sender, channel=message.channel)
         conversation_id = conversation_key(message.channel, message.sender)
         deadline = self.config.channel(message.channel).deadline
@@ -119,14 +151,20 @@ class Bot:
                     return [_reply_from_json(r, message.sender) for r in seen]
             started = time.perf_counter()
             with deadline_scope(deadline):
-                interpretation = await self._understand(message.text)
+                with span("intentbridge.understanding") as understanding:
+                    interpretation = await self._understand(message.text)
+                    understanding.set_attribute("intentbridge.intent", interpretation.intent)
+                    understanding.set_attribute(
+                        "intentbridge.confidence", interpretation.confidence
+                    )
                 turn = DialogueTurn(
                     conversation=conv,
                     identity=identity,
                     interpretation=interpretation,
                     profile=self._profile(identity),
                 )
-                replies = await self.dialogue.respond(turn)
+                with span("intentbridge.dialogue"):
+                    replies = await self.dialogue.respond(turn)
             # news that arrived since the last turn (a resolved transfer, an incoming
             # payment) is delivered before the answer to this message
             replies = [Reply(m["text"]) for m in conv.take_outbox()] + replies
@@ -139,13 +177,20 @@ class Bot:
             if message.message_id:
                 conv.mark_handled(message.message_id, [_reply_json(r) for r in replies])
             await self.store.save_conversation(conversation_id, conv.to_json())
+            latency = time.perf_counter() - started
+            metrics.observe_turn(
+                latency,
+                intent=metrics.intent_label(interpretation.intent, self._intents),
+                fallback=interpretation.intent == FALLBACK_INTENT,
+            )
             log.info(
                 "turn",
                 conversation_id=conversation_id,
                 intent=interpretation.intent,
                 confidence=round(interpretation.confidence, 3),
                 replies=len(replies),
-                latency_ms=round((time.perf_counter() - started) * 1000, 2),
+                latency_ms=round(latency * 1000, 2),
+                trace_id=current_trace_id(),
             )
         return [Reply(text=r.text, buttons=r.buttons, recipient_id=message.sender) for r in replies]
 
@@ -201,6 +246,7 @@ class Bot:
         if payload is not None:
             return payload
         interpretation = await self.interpreter.interpret(text)
+        metrics.NLU_CONFIDENCE.observe(interpretation.confidence)  # payloads would skew it
         threshold = self.config.nlu.threshold
         if threshold is not None and interpretation.confidence < threshold:
             return Interpretation(
@@ -242,12 +288,22 @@ class _AuditHook:
                     latency_ms=record.latency_ms,
                     attempts=record.attempts,
                     error=record.error,
+                    trace_id=record.trace_id,
                     timestamp=record.timestamp.timestamp(),
                 )
             )
         except StoreError:
             # an audit write must not break the conversation; it is logged loudly instead
             log.exception("audit_write_failed", operation=record.operation)
+
+
+def _known_intents(config: BotConfig, interpreter: Interpreter) -> frozenset[str]:
+    """Intents metrics may name: the model's, the operations' and the fallback."""
+    model = getattr(interpreter, "model", None)
+    names = {str(name) for name in getattr(model, "classes", ())}
+    names.update(op.intent for op in config.operations.values() if op.intent)
+    names.add(FALLBACK_INTENT)
+    return frozenset(names)
 
 
 def conversation_key(channel: str, sender: str) -> str:

@@ -25,7 +25,13 @@ from intentbridge.understanding import (
 )
 from intentbridge.understanding.annotation import parse_annotated
 from intentbridge.understanding.data import EntitySpan
-from intentbridge.understanding.pipeline import get_pipeline, make_intent_model, pipeline_names
+from intentbridge.understanding.pipeline import (
+    get_pipeline,
+    make_intent_model,
+    pipeline_names,
+    register_intent_model,
+    register_pipeline,
+)
 
 DATA = Path(__file__).parents[1] / "data" / "nlu"
 TODAY = dt.date(2026, 11, 25)
@@ -211,3 +217,48 @@ def test_spans_are_token_aligned_and_exact(model: NluModel) -> None:
 def test_entity_span_label_uses_role() -> None:
     assert EntitySpan(0, 1, "account", "x", role="from").label == "account#from"
     assert EntitySpan(0, 1, "account", "x").label == "account"
+
+
+class _KeywordIntent:
+    """A toy second intent model: votes for the intent whose name appears in the text."""
+
+    def __init__(self, **params: object) -> None:
+        self.classes_ = np.array([], dtype=object)
+
+    def fit(self, texts: list[str], labels: list[str]) -> _KeywordIntent:
+        self.classes_ = np.array(sorted(set(labels)), dtype=object)
+        return self
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        out = np.full((len(texts), len(self.classes_)), 1.0)
+        for i, t in enumerate(texts):
+            for j, c in enumerate(self.classes_):
+                if str(c).split("_")[0] in t.lower():
+                    out[i, j] += 5.0
+        return out / out.sum(axis=1, keepdims=True)
+
+    def save(self, directory: Path) -> None:
+        (directory / "classes.json").write_text(json.dumps([str(c) for c in self.classes_]))
+
+    @classmethod
+    def load(cls, directory: Path) -> _KeywordIntent:
+        model = cls()
+        model.classes_ = np.array(
+            json.loads((directory / "classes.json").read_text()), dtype=object
+        )
+        return model
+
+
+def test_a_second_intent_model_is_combined_with_fitted_weights(tmp_path: Path) -> None:
+    """The hook the accurate pipeline uses: several models, weights from held-out data."""
+    register_intent_model("keyword", lambda: _KeywordIntent)
+    register_pipeline("test-combined", ["sparse", "keyword"])
+    data = load_training_data(DATA / "bank.yml")
+    model = NluModel.train(data, pipeline="test-combined", today=lambda: TODAY)
+    assert len(model.calibration.weights) == 2
+    assert sum(model.calibration.weights) == pytest.approx(1.0)
+    model.save(tmp_path / "m")
+    loaded = NluModel.load(tmp_path / "m", today=lambda: TODAY)
+    assert loaded.kinds == ("sparse", "keyword")
+    text = "block my card please"
+    assert loaded.parse(text) == model.parse(text)

@@ -112,6 +112,18 @@ def demo(
     _guard(lambda: run_demo(port=port, bank_port=bank_port, project=project))
 
 
+@app.command("test")
+def test_conversations(
+    project: ProjectArg,
+    name: Annotated[str | None, typer.Option("-k", help="only tests whose name has this")] = None,
+) -> None:
+    """Run the project's conversation tests (tests/*.yml) against its backends."""
+    from intentbridge.cli.conversation_tests import run_conversation_tests
+
+    failed = _guard(lambda: asyncio.run(run_conversation_tests(project, name_filter=name)))
+    raise typer.Exit(1 if failed else 0)
+
+
 @app.command()
 def audit(
     project: ProjectArg,
@@ -139,6 +151,14 @@ def _guard(action: Callable[[], T]) -> T:
     except IntentbridgeError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
+
+
+@app.callback()
+def _setup() -> None:
+    # logs go to stderr, so that stdout carries only what a command prints (--json)
+    from intentbridge.observability.logging import configure_logging
+
+    configure_logging()
 
 
 def main() -> None:

@@ -106,7 +106,8 @@ def _check(param: Parameter, value: Any) -> Any | Invalid:
             return Invalid(f"the largest amount is {param.max:g}")
         if param.currencies is not None and value.currency not in param.currencies:
             return Invalid("I can only use " + " or ".join(param.currencies))
-        return value
+        # one form for one amount: "10", "10.0" and "10.00" all become 10.00
+        return Money(amount.quantize(Decimal("0.01")), value.currency)
     if param.type in ("integer", "number"):
         if param.min is not None and value < param.min:
             return Invalid(f"it must be at least {param.min:g}")

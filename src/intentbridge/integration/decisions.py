@@ -38,6 +38,4 @@ async def emit_decision(hooks: Sequence[DecisionHook], decision: object) -> None
             if inspect.isawaitable(returned):
                 await returned
         except Exception:
-            log.exception(
-                "decision_hook_failed", hook=repr(hook), decision=type(decision).__name__
-            )
+            log.exception("decision_hook_failed", hook=repr(hook), decision=type(decision).__name__)

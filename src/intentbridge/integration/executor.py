@@ -11,7 +11,8 @@ The dialogue layer calls exactly this::
         text = render(op.reply["ok"], data=result.data, params=...)
     await integrations.aclose()
 
-Each call runs: build (safely) → observer → your middleware → retry → backend (auth,
+Each call runs: build (safely) → observer → your middleware → the backend's chain
+from ``bot.yaml`` (by default rate_limit → breaker → bulkhead → retry) → backend (auth,
 send, classify) → response mapping. ``execute`` never raises for a failure: an
 unsafe value becomes ``denied``, a bug in a middleware ``error``, a backend problem
 its outcome. The one thing it does raise for is a programming error: an unknown
@@ -31,14 +32,17 @@ from jmespath.parser import ParsedResult
 
 from intentbridge.errors import ConfigError, IntegrationError, UnsafeValueError
 from intentbridge.integration.backend import BackendClient, error_reason
+from intentbridge.integration.decisions import DecisionHook
 from intentbridge.integration.mapping import ResponseMapping, compile_expression
+from intentbridge.integration.middleware.attempts import AttemptObserverMiddleware
 from intentbridge.integration.middleware.chain import compose
 from intentbridge.integration.middleware.observer import ObserverMiddleware
-from intentbridge.integration.middleware.retry import RetryMiddleware
+from intentbridge.integration.pipeline import Pipeline
 from intentbridge.integration.records import Hook
 from intentbridge.integration.request import build_call
 from intentbridge.integration.templates import check_templates
 from intentbridge.project.schema import BotConfig, Operation
+from intentbridge.stores.redis import RedisConnections
 from intentbridge.types import Call, Middleware, Next, Outcome, Result
 
 __all__ = ["Integrations"]
@@ -65,6 +69,7 @@ class Integrations:
         *,
         middleware: Sequence[Middleware] = (),
         hooks: Sequence[Hook] = (),
+        decision_hooks: Sequence[DecisionHook] = (),
     ) -> None:
         self.config = config
         self.clients = {name: BackendClient(name, b) for name, b in config.backends.items()}
@@ -91,10 +96,23 @@ class Integrations:
             for name, op in config.operations.items()
         }
         self.observer = ObserverMiddleware(hooks, sensitive=sensitive)
+        attempts = AttemptObserverMiddleware(sensitive=sensitive)
+        # One Redis client per URL for breaker state and rate-limit counters.
+        self.redis = RedisConnections()
+        self.pipeline = Pipeline(
+            config,
+            connections=self.redis,
+            is_idempotent=self._is_idempotent,
+            decision_hooks=decision_hooks,
+        )
+        self.rate_limits = self.pipeline.rate_limits
         self._chains: dict[str, Next] = {}
-        for name, client in self.clients.items():
-            retry = RetryMiddleware(client.settings.retry, is_idempotent=self._is_idempotent)
-            self._chains[name] = compose([self.observer, *middleware, retry], client.send)
+        for name, op in config.operations.items():
+            # attempts sits inside retry: one span, traceparent and log event per attempt
+            steps = self.pipeline.middleware_for(name)
+            self._chains[name] = compose(
+                [self.observer, *middleware, *steps, attempts], self.clients[op.backend].send
+            )
 
     @classmethod
     def from_config(
@@ -102,15 +120,18 @@ class Integrations:
         config: BotConfig,
         middleware: Sequence[Middleware] = (),
         hooks: Sequence[Hook] = (),
+        decision_hooks: Sequence[DecisionHook] = (),
     ) -> Integrations:
         """Compile mappings and templates (``ConfigError`` if any is invalid) and build.
 
-        ``middleware`` runs, in order, after the observer and before retries (so it
-        runs once per call, not once per attempt); ``hooks`` receive a ``CallRecord``
-        after every call.
+        ``middleware`` runs, in order, after the observer and before the chain
+        configured in ``bot.yaml`` (see ``intentbridge.integration.pipeline``), so it
+        runs once per call, not once per attempt; ``hooks`` receive a ``CallRecord``
+        after every call; ``decision_hooks`` receive every retry, breaker, bulkhead
+        and rate-limit decision (see ``intentbridge.integration.decisions``).
         """
         check_templates(config)
-        return cls(config, middleware=middleware, hooks=hooks)
+        return cls(config, middleware=middleware, hooks=hooks, decision_hooks=decision_hooks)
 
     def __repr__(self) -> str:
         return f"Integrations(backends={sorted(self.clients)}, operations={len(self._ops)})"
@@ -190,7 +211,7 @@ class Integrations:
             return result
 
         try:
-            result = await self._chains[op.backend](call)
+            result = await self._chains[op_name](call)
         except Exception:
             # The observer already turns middleware bugs into "error"; this catches
             # a bug in the observer or a hook-free chain all the same.
@@ -206,8 +227,9 @@ class Integrations:
         return result
 
     async def aclose(self) -> None:
-        """Close every backend's connections."""
+        """Close every backend's connections, and Redis's."""
         await asyncio.gather(*(client.aclose() for client in self.clients.values()))
+        await self.redis.aclose()
 
     async def check_ready(self, timeout: float = 2.0) -> dict[str, bool]:  # noqa: ASYNC109
         """Whether each backend answers HTTP on its base URL (any status counts)."""

@@ -22,9 +22,18 @@ from typing import Any
 from urllib.parse import quote
 
 from intentbridge.integration.request import text_value
+from intentbridge.observability.tracing import current_trace_id
 from intentbridge.types import Call, Outcome, Result
 
-__all__ = ["REDACTED", "CallRecord", "Hook", "RecordingHook", "looks_secret", "redact"]
+__all__ = [
+    "REDACTED",
+    "CallRecord",
+    "Hook",
+    "RecordingHook",
+    "looks_secret",
+    "redact",
+    "redact_path",
+]
 
 REDACTED = "***"
 
@@ -60,6 +69,22 @@ def redact(params: Mapping[str, Any], sensitive: Collection[str] = ()) -> dict[s
     }
 
 
+def redact_path(call: Call, sensitive: Collection[str] = ()) -> str:
+    """``call.path`` with each segment holding a sensitive parameter's value as ``***``."""
+    hidden = [k for k in call.params if k in sensitive or looks_secret(k)]
+    if not hidden:
+        return call.path
+    # A sensitive value that fills a path segment (/cards/{card}) is hidden there too;
+    # whole segments only, so a short value cannot mangle the rest.
+    encoded = {
+        quote(text_value(call.params[name]), safe="")
+        for name in hidden
+        if call.params[name] is not None
+    }
+    encoded.discard("")
+    return "/".join(REDACTED if seg in encoded else seg for seg in call.path.split("/"))
+
+
 @dataclass(frozen=True, slots=True)
 class CallRecord:
     """One backend call as audit, logs and metrics see it (already redacted)."""
@@ -78,22 +103,13 @@ class CallRecord:
     latency_ms: float
     attempts: int
     error: str | None
+    trace_id: str | None = None
+    """The trace the call ran in (32 hex digits), None when tracing is off."""
 
     @classmethod
     def from_result(cls, call: Call, result: Result, sensitive: Collection[str] = ()) -> CallRecord:
         """Build the record of ``result``; ``sensitive`` names parameters to hide."""
         hidden = {k for k in call.params if k in sensitive or looks_secret(k)}
-        path = call.path
-        if hidden:
-            # A sensitive value that fills a path segment (/cards/{card}) is hidden
-            # there too; whole segments only, so a short value cannot mangle the rest.
-            encoded = {
-                quote(text_value(call.params[name]), safe="")
-                for name in hidden
-                if call.params[name] is not None
-            }
-            encoded.discard("")
-            path = "/".join(REDACTED if seg in encoded else seg for seg in path.split("/"))
         return cls(
             timestamp=dt.datetime.now(dt.UTC),
             conversation_id=call.conversation_id,
@@ -101,7 +117,7 @@ class CallRecord:
             operation=call.operation,
             backend=call.backend,
             method=call.method,
-            path=path,
+            path=redact_path(call, hidden),
             params=redact(call.params, hidden),
             idempotency_key=call.idempotency_key,
             outcome=result.outcome,
@@ -109,6 +125,7 @@ class CallRecord:
             latency_ms=result.latency_ms,
             attempts=result.attempts,
             error=result.error,
+            trace_id=current_trace_id(),
         )
 
 

@@ -46,6 +46,23 @@ def add_trace_id(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMap
 LEVEL_ENV = "INTENTBRIDGE_LOG_LEVEL"
 
 
+class _StderrLogger:
+    """Writes each rendered event to whatever ``sys.stderr`` is at that moment.
+
+    structlog's PrintLogger keeps the stream it was made with; a test runner or a
+    daemon that swaps stderr would then write to a closed file.
+    """
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)  # noqa: T201
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+def _stderr_logger(*_: Any) -> _StderrLogger:
+    return _StderrLogger()
+
+
 def configure_logging(
     *, json: bool | None = None, level: int | None = None, file: TextIO | None = None
 ) -> None:
@@ -72,6 +89,6 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        logger_factory=structlog.PrintLoggerFactory(file=file) if file else _stderr_logger,
         cache_logger_on_first_use=True,
     )

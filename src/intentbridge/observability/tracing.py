@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from collections.abc import Iterator, MutableMapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
@@ -155,7 +156,8 @@ def _exporter_named(name: str | None) -> SpanExporter | None:
     if chosen == "none":
         return None
     if chosen == "console":
-        return ConsoleSpanExporter()
+        # stdout as it is now (the exporter's default is bound when OTel is imported)
+        return ConsoleSpanExporter(out=sys.stdout)
     if chosen == "otlp":
         try:
             module = importlib.import_module(_OTLP_MODULE)

@@ -175,6 +175,7 @@ def middleware_step(entry: str | dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def _check_middleware_entry(value: Any) -> str | dict[str, Any]:
+    settings: Any
     if isinstance(value, str):
         name, settings = value, {}
     elif isinstance(value, dict) and len(value) == 1 and isinstance(next(iter(value)), str):

@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from intentbridge.bot import Bot, BotSettings, conversation_key
 from intentbridge.channels.rest import TOKEN_ENV, check_channel_token, reply_json, rest_router
 from intentbridge.channels.webhooks import webhook_router
+from intentbridge.observability.tracing import TraceContextMiddleware, ensure_tracing
 from intentbridge.project.loader import BotProject
 from intentbridge.stores.base import Store
 from intentbridge.types import Message, Reply
@@ -33,6 +34,7 @@ def create_app(project: BotProject, settings: BotSettings | None = None) -> Fast
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        ensure_tracing()  # $INTENTBRIDGE_TRACING, unless configured in code already
         bot = await Bot.from_project(project, settings)
         holder["bot"] = bot
         bot.start_background()
@@ -42,6 +44,8 @@ def create_app(project: BotProject, settings: BotSettings | None = None) -> Fast
             await bot.aclose()
 
     app = FastAPI(title=f"intentbridge: {config.name}", lifespan=lifespan)
+    # a caller's traceparent makes each turn part of its trace (only while tracing is on)
+    app.add_middleware(TraceContextMiddleware)
 
     async def handle(message: Message) -> list[Reply]:
         return await holder["bot"].handle(message)

@@ -1,0 +1,1 @@
+"""Tests of intentbridge.understanding and the `nlu` CLI."""
