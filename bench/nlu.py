@@ -193,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for pipeline in args.pipelines.split(","):
             print(f"running {dataset} / {pipeline} …", file=sys.stderr, flush=True)
             rows.append(run_isolated(dataset, pipeline))
+            print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     text = table(rows)
     print(text)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,8 @@ CLI = str(Path(PY).with_name("intentbridge"))
 CUSTOMERS = 50
 CLIENT = ("intentbridge-demo", "demo-secret")
 
-WRK_SCRIPT = """
+WRK_SCRIPT = (
+    """
 counter = 0
 request = function()
   counter = counter + 1
@@ -47,7 +48,8 @@ request = function()
                              (counter % CUSTOMERS) + 1)
   return wrk.format("POST", "/webhooks/rest/webhook", {["Content-Type"] = "application/json"}, body)
 end
-""" + """
+"""
+    + """
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %f %f %f %f %d %d\\n", latency:percentile(50),
     latency:percentile(95), latency:percentile(99), summary.requests / (summary.duration / 1e6),
@@ -55,6 +57,7 @@ done = function(summary, latency, requests)
     summary.errors.write + summary.errors.timeout, summary.requests))
 end
 """
+)
 
 WRK_GET_SCRIPT = """
 done = function(summary, latency, requests)
@@ -89,8 +92,9 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> 
 
 @contextmanager
 def process(cmd: list[str], env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         yield proc
     finally:
@@ -108,20 +112,38 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def wrk(url: str, script: str, connections: int, duration: int,
-        headers: list[str] | None = None) -> dict[str, float]:
+def wrk(
+    url: str, script: str, connections: int, duration: int, headers: list[str] | None = None
+) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
-    cmd = ["wrk", "-t", "1" if connections == 1 else "2", "-c", str(connections),
-           "-d", f"{duration}s", "--timeout", "10s", "-s", f.name]
+    cmd = [
+        "wrk",
+        "-t",
+        "1" if connections == 1 else "2",
+        "-c",
+        str(connections),
+        "-d",
+        f"{duration}s",
+        "--timeout",
+        "10s",
+        "-s",
+        f.name,
+    ]
     for h in headers or []:
         cmd += ["-H", h]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
     os.unlink(f.name)
     line = next(x for x in out.splitlines() if x.startswith("RESULT"))
     p50, p95, p99, rps, errors, total = (float(v) for v in line.split()[1:])
-    return {"p50": p50 / 1000, "p95": p95 / 1000, "p99": p99 / 1000, "rps": rps,
-            "errors": errors, "requests": total}
+    return {
+        "p50": p50 / 1000,
+        "p95": p95 / 1000,
+        "p99": p99 / 1000,
+        "rps": rps,
+        "errors": errors,
+        "requests": total,
+    }
 
 
 async def middleware_overhead(bank_url: str, n: int) -> dict[str, float]:
@@ -130,26 +152,28 @@ async def middleware_overhead(bank_url: str, n: int) -> dict[str, float]:
     from intentbridge.project import load_project
 
     project = load_project(BANKING, env={**os.environ, "COREBANK_URL": bank_url})
-    token = httpx.post(f"{bank_url}/oauth/token", data={"grant_type": "client_credentials"},
-                       auth=CLIENT).json()["access_token"]
+    token = httpx.post(
+        f"{bank_url}/oauth/token", data={"grant_type": "client_credentials"}, auth=CLIENT
+    ).json()["access_token"]
     raw_times: list[float] = []
     ours: list[float] = []
-    async with httpx.AsyncClient(base_url=bank_url,
-                                 headers={"Authorization": f"Bearer {token}"}) as raw:
-        async with Integrations.from_config(project.config) as integrations:
-            for i in range(n + 200):
-                t = time.perf_counter()
-                r = await raw.get("/customers/alice/accounts")
-                r.json()
-                a = time.perf_counter() - t
-                t = time.perf_counter()
-                res = await integrations.execute("list_accounts", {"customer": "alice"},
-                                                 conversation_id="bench", user_id="alice")
-                b = time.perf_counter() - t
-                assert res.ok, res.error
-                if i >= 200:  # warm-up
-                    raw_times.append(a)
-                    ours.append(b)
+    async with httpx.AsyncClient(
+        base_url=bank_url, headers={"Authorization": f"Bearer {token}"}
+    ) as raw, Integrations.from_config(project.config) as integrations:
+        for i in range(n + 200):
+            t = time.perf_counter()
+            r = await raw.get("/customers/alice/accounts")
+            r.json()
+            a = time.perf_counter() - t
+            t = time.perf_counter()
+            res = await integrations.execute(
+                "list_accounts", {"customer": "alice"}, conversation_id="bench", user_id="alice"
+            )
+            b = time.perf_counter() - t
+            assert res.ok, res.error
+            if i >= 200:  # warm-up
+                raw_times.append(a)
+                ours.append(b)
     raw_p50 = statistics.median(raw_times) * 1000
     ours_p50 = statistics.median(ours) * 1000
     return {"raw_p50": raw_p50, "ours_p50": ours_p50, "overhead": ours_p50 - raw_p50}
@@ -161,8 +185,10 @@ def long_conversation(bot_url: str, turns: int) -> dict[str, float]:
     with httpx.Client(base_url=bot_url, timeout=10) as client:
         for _ in range(turns):
             t = time.perf_counter()
-            r = client.post("/webhooks/rest/webhook",
-                            json={"sender": "user0001", "message": "what's my balance?"})
+            r = client.post(
+                "/webhooks/rest/webhook",
+                json={"sender": "user0001", "message": "what's my balance?"},
+            )
             samples.append(time.perf_counter() - t)
             r.raise_for_status()
     first = statistics.median(samples[:10]) * 1000
@@ -178,10 +204,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="ib-bench-"))
     bank_port, bot_port = free_port(), free_port()
     bank_url, bot_url = f"http://127.0.0.1:{bank_port}", f"http://127.0.0.1:{bot_port}"
-    env = {**os.environ, "BANK_PORT": str(bank_port), "BANK_DB": str(work / "bank.sqlite3"),
-           "BANK_CUSTOMERS": str(CUSTOMERS), "COREBANK_URL": bank_url,
-           "INTENTBRIDGE_RATE_LIMITS": "off", "INTENTBRIDGE_STORE":
-           f"sqlite:///{work / 'bot.sqlite3'}", "PORT": str(bot_port)}
+    env = {
+        **os.environ,
+        "BANK_PORT": str(bank_port),
+        "BANK_DB": str(work / "bank.sqlite3"),
+        "BANK_CUSTOMERS": str(CUSTOMERS),
+        "COREBANK_URL": bank_url,
+        "INTENTBRIDGE_RATE_LIMITS": "off",
+        "INTENTBRIDGE_STORE": f"sqlite:///{work / 'bot.sqlite3'}",
+        "PORT": str(bot_port),
+    }
     # train once so that cold start measures a start, not a training run
     subprocess.run([CLI, "train", str(BANKING)], env=env, check=True, capture_output=True)
     results: dict[str, Any] = {}
@@ -190,9 +222,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bot_cmd = [CLI, "run", str(BANKING), "--port", str(bot_port), "--log-level", "warning"]
         with process(bot_cmd, {**env, "INTENTBRIDGE_LOG_LEVEL": "warning"}, ROOT) as bot:
             results["cold_start_s"] = wait_ready(f"{bot_url}/ready", bot)
-            token = httpx.post(f"{bank_url}/oauth/token",
-                               data={"grant_type": "client_credentials"},
-                               auth=CLIENT).json()["access_token"]
+            token = httpx.post(
+                f"{bank_url}/oauth/token", data={"grant_type": "client_credentials"}, auth=CLIENT
+            ).json()["access_token"]
             auth = [f"Authorization: Bearer {token}"]
             direct_url = f"{bank_url}/customers/user0001/accounts"
             bot_script = WRK_SCRIPT.replace("CUSTOMERS", str(CUSTOMERS))
@@ -214,32 +246,59 @@ def table(r: dict[str, Any]) -> str:
     rows = [
         ("", "p50 ms", "p95 ms", "p99 ms", "req/s", "errors"),
         *[
-            (name, f"{x['p50']:.2f}", f"{x['p95']:.2f}", f"{x['p99']:.2f}", f"{x['rps']:.0f}",
-             f"{x['errors']:.0f}")
-            for name, x in (("bank direct, c=1", d1), ("bot turn, c=1", b1),
-                            ("bank direct, c=20", d20), ("bot turn, c=20", b20))
+            (
+                name,
+                f"{x['p50']:.2f}",
+                f"{x['p95']:.2f}",
+                f"{x['p99']:.2f}",
+                f"{x['rps']:.0f}",
+                f"{x['errors']:.0f}",
+            )
+            for name, x in (
+                ("bank direct, c=1", d1),
+                ("bot turn, c=1", b1),
+                ("bank direct, c=20", d20),
+                ("bot turn, c=20", b20),
+            )
         ],
     ]
     width = [max(len(row[i]) for row in rows) for i in range(6)]
-    lines = ["| " + " | ".join(c.ljust(width[i]) for i, c in enumerate(row)) + " |"
-             for row in rows]
+    lines = ["| " + " | ".join(c.ljust(width[i]) for i, c in enumerate(row)) + " |" for row in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in width) + "|")
     checks = [
         ("turn p50 (c=1)", f"{b1['p50']:.2f} ms", "≤ 3 ms", b1["p50"] <= 3),
-        ("turn p50 / direct p50", f"{b1['p50'] / d1['p50']:.1f}×", "≤ 6×",
-         b1["p50"] <= 6 * d1["p50"]),
-        ("turns/s ÷ bank req/s (c=20)", f"{b20['rps'] / d20['rps']:.2f}", "≥ 0.33",
-         b20["rps"] >= d20["rps"] / 3),
-        ("middleware overhead p50", f"{m['overhead']:.3f} ms (raw {m['raw_p50']:.2f}, ours "
-         f"{m['ours_p50']:.2f})", "≤ 0.3 ms", m["overhead"] <= 0.3),
-        ("bot RSS", f"{r['bot_rss_mb']:.0f} MB (after long run {r['bot_rss_after_mb']:.0f})",
-         "≤ 150 MB", r["bot_rss_after_mb"] <= 150),
-        ("cold start to /ready", f"{r['cold_start_s']:.2f} s", "≤ 1.5 s",
-         r["cold_start_s"] <= 1.5),
-        (f"turn p50, first 10 vs last 10 of {r['long_turns']}",
-         f"{long['first10_p50']:.2f} vs {long['last10_p50']:.2f} ms "
-         f"(last 200: {long['last200_p50']:.2f})", "no growth",
-         long["last200_p50"] <= long["first10_p50"] * 1.5 + 0.5),
+        (
+            "turn p50 / direct p50",
+            f"{b1['p50'] / d1['p50']:.1f}×",
+            "≤ 6×",
+            b1["p50"] <= 6 * d1["p50"],
+        ),
+        (
+            "turns/s ÷ bank req/s (c=20)",
+            f"{b20['rps'] / d20['rps']:.2f}",
+            "≥ 0.33",
+            b20["rps"] >= d20["rps"] / 3,
+        ),
+        (
+            "middleware overhead p50",
+            f"{m['overhead']:.3f} ms (raw {m['raw_p50']:.2f}, ours {m['ours_p50']:.2f})",
+            "≤ 0.3 ms",
+            m["overhead"] <= 0.3,
+        ),
+        (
+            "bot RSS",
+            f"{r['bot_rss_mb']:.0f} MB (after long run {r['bot_rss_after_mb']:.0f})",
+            "≤ 150 MB",
+            r["bot_rss_after_mb"] <= 150,
+        ),
+        ("cold start to /ready", f"{r['cold_start_s']:.2f} s", "≤ 1.5 s", r["cold_start_s"] <= 1.5),
+        (
+            f"turn p50, first 10 vs last 10 of {r['long_turns']}",
+            f"{long['first10_p50']:.2f} vs {long['last10_p50']:.2f} ms "
+            f"(last 200: {long['last200_p50']:.2f})",
+            "no growth",
+            long["last200_p50"] <= long["first10_p50"] * 1.5 + 0.5,
+        ),
     ]
     lines += ["", "| check | measured | target | met |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {'yes' if ok else 'NO'} |" for a, b, c, ok in checks]
@@ -247,8 +306,9 @@ def table(r: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--long-turns", type=int, default=10_000)
     parser.add_argument("--calls", type=int, default=2000, help="calls for the overhead test")

@@ -209,3 +209,57 @@ def test_custom_is_idempotent() -> None:
     retry = RetryMiddleware(is_idempotent=lambda c: c.operation == "op")
     r = _result("unavailable", 503, method="POST")
     assert retry.retryable(r.call, r)
+
+
+@pytest.mark.parametrize("later", ["unavailable", "rate_limited", "timeout"])
+async def test_a_lost_answer_is_not_overwritten_by_a_later_non_answer(later: Outcome) -> None:
+    """Attempt 1 may have moved money; a 503 on attempt 2 must not report 'failed'."""
+    script: list[Outcome] = ["outcome_unknown", later, later]
+    seen: list[Outcome] = []
+
+    async def endpoint(call: Call) -> Result:
+        outcome = script[len(seen)]
+        seen.append(outcome)
+        return Result(call=call, outcome=outcome)
+
+    call = Call(
+        backend="bank",
+        operation="transfer",
+        method="POST",
+        path="/t",
+        idempotency_key="k-1",
+        moves_money=True,
+    )
+    set_testing(True)
+    try:
+        chain = compose([RetryMiddleware(RetrySettings(attempts=3))], endpoint)
+        result = await chain(call)
+    finally:
+        set_testing(False)
+    assert seen == script
+    assert result.outcome == "outcome_unknown"
+    assert result.attempts == 3
+
+
+async def test_a_definite_answer_after_a_lost_one_settles_it() -> None:
+    script: list[Outcome] = ["outcome_unknown", "ok"]
+    seen: list[Outcome] = []
+
+    async def endpoint(call: Call) -> Result:
+        seen.append(script[len(seen)])
+        return Result(call=call, outcome=seen[-1])
+
+    call = Call(
+        backend="bank",
+        operation="transfer",
+        method="POST",
+        path="/t",
+        idempotency_key="k-2",
+        moves_money=True,
+    )
+    set_testing(True)
+    try:
+        result = await compose([RetryMiddleware(RetrySettings(attempts=3))], endpoint)(call)
+    finally:
+        set_testing(False)
+    assert result.outcome == "ok" and result.attempts == 2

@@ -7,7 +7,9 @@ reached the backend (``traceparent``, and the bearer token a leak check looks fo
 from __future__ import annotations
 
 import io
+import json
 import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,14 +111,22 @@ def spans() -> Iterator[InMemorySpanExporter]:
 
 
 @pytest.fixture
-def logs() -> Iterator[io.StringIO]:
-    """The JSON log lines written during the test, through the real processors."""
+def logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """What the real logging set-up writes to stderr during the test (JSON lines)."""
     buffer = io.StringIO()
-    configure_logging(json=True, file=buffer)
-    # configure_logging caches loggers for speed; a cached logger would keep writing
-    # here after the test, so caching stays off while capturing.
+    configure_logging(json=True)
+    # configure_logging caches loggers for speed; one cached now would keep this
+    # test's set-up after it, so caching stays off while capturing. (Loggers cached
+    # earlier in the session still write to whatever sys.stderr is, so they are
+    # captured too.)
     structlog.configure(cache_logger_on_first_use=False)
+    monkeypatch.setattr(sys, "stderr", buffer)
     try:
         yield buffer
     finally:
         structlog.reset_defaults()
+
+
+def events(buffer: io.StringIO) -> list[dict[str, Any]]:
+    """The JSON log events in ``buffer`` (anything else written to stderr is skipped)."""
+    return [json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{")]

@@ -6,7 +6,6 @@ import base64
 import io
 import json
 from pathlib import Path
-from typing import Any
 
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from typer.testing import CliRunner
@@ -15,7 +14,7 @@ from intentbridge.cli.main import app as cli
 from intentbridge.project import BotProject
 from intentbridge.testing.bot import BotClient, serve_bot
 
-from .conftest import CLIENT_SECRET, RecordingApp
+from .conftest import CLIENT_SECRET, RecordingApp, events
 
 
 def turn_trace_ids(spans: InMemorySpanExporter) -> list[str]:
@@ -64,13 +63,13 @@ def test_logs_carry_ids_and_never_secrets(
         assert "?" in fresh.say("move 5 euros from checking to savings", sender=sender)
         assert "Done" in fresh.say("yes", sender=sender)
 
-    events: list[dict[str, Any]] = [json.loads(line) for line in logs.getvalue().splitlines()]
+    logged = events(logs)
     trace_ids = turn_trace_ids(spans)
-    turns = [e for e in events if e["event"] == "turn"]
+    turns = [e for e in logged if e["event"] == "turn"]
     assert [e["trace_id"] for e in turns] == trace_ids
     assert {e["conversation_id"] for e in turns} == {f"rest:{sender}"}
 
-    attempts = [e for e in events if e["event"] == "call_attempt"]
+    attempts = [e for e in logged if e["event"] == "call_attempt"]
     assert {e["operation"] for e in attempts} >= {"check_balance", "transfer_money"}
     for event in attempts:
         assert event["conversation_id"] == f"rest:{sender}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +20,8 @@ from intentbridge.observability.hooks import LoggingHook, MetricsHook
 from intentbridge.project.schema import BotConfig
 from intentbridge.testing import LoopbackServer, fast_retries
 from intentbridge.testing.bot import BotClient
+
+from .conftest import events
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -115,8 +116,8 @@ async def test_retries_are_counted_and_each_attempt_is_logged(
         registry_value("intentbridge_call_retries_total", backend="flaky", operation="get_thing")
         == retries + 1
     )
-    events = [json.loads(line) for line in logs.getvalue().splitlines()]
-    attempts = [e for e in events if e["event"] == "call_attempt"]
+    logged = events(logs)
+    attempts = [e for e in logged if e["event"] == "call_attempt"]
     assert [(e["attempt"], e["status"], e["outcome"]) for e in attempts] == [
         (1, 503, "unavailable"),
         (2, 200, "ok"),
@@ -126,7 +127,7 @@ async def test_retries_are_counted_and_each_attempt_is_logged(
         assert event["backend"] == "flaky" and event["operation"] == "get_thing"
         assert event["method"] == "GET" and event["path"].startswith("/flaky/")
         assert event["latency_ms"] > 0
-    [retry] = [e for e in events if e["event"] == "retry"]
+    [retry] = [e for e in logged if e["event"] == "retry"]
     assert retry["attempt"] == 1 and retry["status"] == 503
 
 

@@ -34,13 +34,14 @@ async def test_slow_backend_does_not_slow_calls_to_another(
         assert config.backends["slow"].max_concurrency == 20  # the default cap
 
         async def a_call() -> Result:
-            return await ints.execute(
-                "slow_call", {"key": key}, conversation_id="a", user_id="ua"
-            )
+            return await ints.execute("slow_call", {"key": key}, conversation_id="a", user_id="ua")
 
         in_flight = [asyncio.create_task(a_call()) for _ in range(20)]
-        while fake.hits[key] < 20:
+        for _ in range(500):  # the server runs in another thread: poll its counter
+            if fake.hits[key] >= 20:
+                break
             await asyncio.sleep(0.01)
+        assert fake.hits[key] == 20
 
         started = time.perf_counter()
         overflow = await a_call()

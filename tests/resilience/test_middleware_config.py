@@ -62,20 +62,14 @@ def yaml_bot(url: str, backend_extra: str = "", op_extra: str = "", top: str = "
     return (
         "backends:\n"
         "  bank:\n"
-        f"    base_url: {url}\n"
-        + indent(backend_extra, 4)
-        + "operations:\n"
+        f"    base_url: {url}\n" + indent(backend_extra, 4) + "operations:\n"
         "  probe:\n"
         "    backend: bank\n"
         "    path: /hit/{key}\n"
-        "    parameters: {key: {}}\n"
-        + indent(op_extra, 4)
-        + "  other:\n"
+        "    parameters: {key: {}}\n" + indent(op_extra, 4) + "  other:\n"
         "    backend: bank\n"
         "    path: /hit/{key}\n"
-        "    parameters: {key: {}}\n"
-        + top
-        + "\n"
+        "    parameters: {key: {}}\n" + top + "\n"
     )
 
 
@@ -97,7 +91,7 @@ async def test_custom_middleware_from_a_dotted_path_runs_with_its_settings(
 
 
 async def test_an_operation_overrides_its_backends_chain(
-    base_url: str, custom_module: Any, key: str, fake: Any, _fast_retries: list[float]
+    base_url: str, custom_module: Any, key: str, fake: Any
 ) -> None:
     """'probe' gets no retries and a custom step; 'other' keeps the backend's defaults."""
     name = custom_module.__name__
@@ -143,9 +137,7 @@ async def test_python_api_middleware_runs_outside_the_configured_chain(
 
     config = make_bot(base_url, backend={"breaker": {"failure_threshold": 1}})
     async with Integrations.from_config(config, middleware=[deny_probe]) as ints:
-        denied = await ints.execute(
-            "probe", {"key": "forbidden"}, conversation_id="c", user_id="u"
-        )
+        denied = await ints.execute("probe", {"key": "forbidden"}, conversation_id="c", user_id="u")
         ok = await ints.execute("probe", {"key": key}, conversation_id="c", user_id="u")
     assert (denied.outcome, ok.outcome) == ("denied", "ok")
     assert seen == ["probe", "probe"]
@@ -159,10 +151,18 @@ async def test_python_api_middleware_runs_outside_the_configured_chain(
     [
         ("middleware: [breaker, nonsense]", "backends.bank.middleware.1", 4, "unknown middleware"),
         ("middleware: [retry, retry]", "backends.bank.middleware", 4, "more than once"),
-        ("middleware: [{breaker: {failure_threshold: 2}}]", "backends.bank.middleware.0", 4,
-         "configure it with 'breaker' on the backend"),
-        ("middleware: [{timeout: {seconds: -1}}]", "backends.bank.middleware.0", 4,
-         "timeout seconds"),
+        (
+            "middleware: [{breaker: {failure_threshold: 2}}]",
+            "backends.bank.middleware.0",
+            4,
+            "configure it with 'breaker' on the backend",
+        ),
+        (
+            "middleware: [{timeout: {seconds: -1}}]",
+            "backends.bank.middleware.0",
+            4,
+            "timeout seconds",
+        ),
         ("rate_limit: fifty a second", "backends.bank.rate_limit", 4, "not a rate limit"),
         ("breaker:\n  reset_timeout: 0", "backends.bank.breaker.reset_timeout", 5, "greater"),
         ("max_concurrency: 0", "backends.bank.max_concurrency", 4, "greater"),

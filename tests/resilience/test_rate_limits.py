@@ -182,8 +182,7 @@ async def test_two_workers_share_per_user_and_backend_limits_through_redis(
         assert sixth.error == "too many transfer requests from this user (limit 5/minute)"
         # the backend quota (8) is shared too: bob gets 3 more between both workers
         outcomes = [
-            (await transfer(worker1 if n % 2 else worker2, key, "bob", n)).outcome
-            for n in range(4)
+            (await transfer(worker1 if n % 2 else worker2, key, "bob", n)).outcome for n in range(4)
         ]
     assert outcomes == ["ok", "ok", "ok", "rate_limited"]
     assert fake.hits[key] == 8
@@ -207,9 +206,7 @@ async def test_incoming_limiter_shared_through_redis(redis_url: str, redis_prefi
 
 
 async def test_unreachable_redis_limits_still_count_locally(refused_url: str) -> None:
-    settings = LimitSettings(
-        incoming_per_sender="2/minute", storage_url=f"redis://{refused_url}/0"
-    )
+    settings = LimitSettings(incoming_per_sender="2/minute", storage_url=f"redis://{refused_url}/0")
     limiter = IncomingLimiter(settings)
     try:
         started = time.perf_counter()

