@@ -92,14 +92,14 @@ async def drive(
 
 
 async def settle(
-    bot_url: str, store_url: str, users: list[str], timeout: float
+    bot_url: str, store_url: str, users: list[str], wait_s: float
 ) -> tuple[int, dict[str, list[str]]]:
     """Wait for the bot's resolver to settle every unknown outcome; collect the updates."""
     store = open_store(store_url)
     await store.open()
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + wait_s
     try:
-        while time.monotonic() < deadline and await store.pending():
+        while time.monotonic() < deadline and await store.pending():  # noqa: ASYNC110 - polls a store
             await asyncio.sleep(0.5)
         left = len(await store.pending())
     finally:

@@ -152,9 +152,11 @@ async def middleware_overhead(bank_url: str, n: int) -> dict[str, float]:
     from intentbridge.project import load_project
 
     project = load_project(BANKING, env={**os.environ, "COREBANK_URL": bank_url})
-    token = httpx.post(
-        f"{bank_url}/oauth/token", data={"grant_type": "client_credentials"}, auth=CLIENT
-    ).json()["access_token"]
+    async with httpx.AsyncClient() as plain:
+        response = await plain.post(
+            f"{bank_url}/oauth/token", data={"grant_type": "client_credentials"}, auth=CLIENT
+        )
+    token = response.json()["access_token"]
     raw_times: list[float] = []
     ours: list[float] = []
     async with httpx.AsyncClient(
