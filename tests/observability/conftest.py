@@ -6,10 +6,8 @@ reached the backend (``traceparent``, and the bearer token a leak check looks fo
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,23 +108,32 @@ def spans() -> Iterator[InMemorySpanExporter]:
         yield exporter
 
 
+class Logs:
+    """What the real logging set-up wrote to stderr during a test (JSON lines)."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self._capsys = capsys
+        self._text = ""
+
+    @property
+    def text(self) -> str:
+        self._text += self._capsys.readouterr().err
+        return self._text
+
+    def events(self) -> list[dict[str, Any]]:
+        """The JSON events (anything else written to stderr is skipped)."""
+        return [json.loads(line) for line in self.text.splitlines() if line.startswith("{")]
+
+
 @pytest.fixture
-def logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
-    """What the real logging set-up writes to stderr during the test (JSON lines)."""
-    buffer = io.StringIO()
+def logs(capsys: pytest.CaptureFixture[str]) -> Iterator[Logs]:
+    """Logging configured as ``intentbridge run`` does it, captured from stderr."""
     configure_logging(json=True)
     # configure_logging caches loggers for speed; one cached now would keep this
     # test's set-up after it, so caching stays off while capturing. (Loggers cached
-    # earlier in the session still write to whatever sys.stderr is, so they are
-    # captured too.)
+    # earlier in the session write to whatever sys.stderr is, so they are captured too.)
     structlog.configure(cache_logger_on_first_use=False)
-    monkeypatch.setattr(sys, "stderr", buffer)
     try:
-        yield buffer
+        yield Logs(capsys)
     finally:
         structlog.reset_defaults()
-
-
-def events(buffer: io.StringIO) -> list[dict[str, Any]]:
-    """The JSON log events in ``buffer`` (anything else written to stderr is skipped)."""
-    return [json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{")]

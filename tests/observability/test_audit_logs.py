@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from intentbridge.cli.main import app as cli
 from intentbridge.project import BotProject
 from intentbridge.testing.bot import BotClient, serve_bot
 
-from .conftest import CLIENT_SECRET, RecordingApp, events
+from .conftest import CLIENT_SECRET, Logs, RecordingApp
 
 
 def turn_trace_ids(spans: InMemorySpanExporter) -> list[str]:
@@ -50,7 +49,7 @@ def test_logs_carry_ids_and_never_secrets(
     project: BotProject,
     tmp_path: Path,
     spans: InMemorySpanExporter,
-    logs: io.StringIO,
+    logs: Logs,
     bank: tuple[str, RecordingApp],
 ) -> None:
     """A fresh bot (so the OAuth token is fetched now): logs name the conversation and
@@ -63,7 +62,7 @@ def test_logs_carry_ids_and_never_secrets(
         assert "?" in fresh.say("move 5 euros from checking to savings", sender=sender)
         assert "Done" in fresh.say("yes", sender=sender)
 
-    logged = events(logs)
+    logged = logs.events()
     trace_ids = turn_trace_ids(spans)
     turns = [e for e in logged if e["event"] == "turn"]
     assert [e["trace_id"] for e in turns] == trace_ids
@@ -89,7 +88,7 @@ def test_logs_carry_ids_and_never_secrets(
     }
     assert tokens
     basic = base64.b64encode(f"intentbridge-demo:{CLIENT_SECRET}".encode()).decode()
-    written = logs.getvalue()
+    written = logs.text
     span_text = "".join(s.to_json() for s in spans.get_finished_spans())
     for secret in (CLIENT_SECRET, basic, *tokens):
         assert secret not in written

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -21,7 +20,7 @@ from intentbridge.project.schema import BotConfig
 from intentbridge.testing import LoopbackServer, fast_retries
 from intentbridge.testing.bot import BotClient
 
-from .conftest import events
+from .conftest import Logs
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -90,9 +89,7 @@ def flaky_url() -> Iterator[str]:
         yield url
 
 
-async def test_retries_are_counted_and_each_attempt_is_logged(
-    flaky_url: str, logs: io.StringIO
-) -> None:
+async def test_retries_are_counted_and_each_attempt_is_logged(flaky_url: str, logs: Logs) -> None:
     """A call that succeeds on its second attempt: one retry, two call_attempt events."""
     config = BotConfig.model_validate(
         {
@@ -116,7 +113,7 @@ async def test_retries_are_counted_and_each_attempt_is_logged(
         registry_value("intentbridge_call_retries_total", backend="flaky", operation="get_thing")
         == retries + 1
     )
-    logged = events(logs)
+    logged = logs.events()
     attempts = [e for e in logged if e["event"] == "call_attempt"]
     assert [(e["attempt"], e["status"], e["outcome"]) for e in attempts] == [
         (1, 503, "unavailable"),

@@ -28,10 +28,12 @@ async def _postgres_available() -> bool:
     return True
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "sqlalchemy-sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    elif request.param == "sqlalchemy-sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'store.sqlite3'}"
     else:
         if not await _postgres_available():
             if os.environ.get("CI") == "true":
@@ -113,3 +115,22 @@ async def test_unreachable_store_fails_clearly() -> None:
     with pytest.raises(StoreError) as info:
         await bad.open()
     assert "hunter2" not in str(info.value)
+
+
+async def test_incoming_event_ids_are_remembered_once(store: Store) -> None:
+    event = uuid.uuid4().hex
+    assert await store.remember_event("bank", event)
+    assert not await store.remember_event("bank", event)
+    assert await store.remember_event("other", event)
+
+
+async def test_a_second_store_on_the_same_file_sees_the_writes(tmp_path: Path) -> None:
+    """Two processes (here two stores) on one SQLite file share conversations."""
+    url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    a, b = open_store(url), open_store(url)
+    await a.open()
+    await b.open()
+    await a.save_conversation("rest:x", {"id": "rest:x", "n": 1})
+    assert (await b.load_conversation("rest:x") or {})["n"] == 1
+    await a.close()
+    await b.close()

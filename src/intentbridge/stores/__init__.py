@@ -6,13 +6,20 @@
 from intentbridge.errors import ConfigError
 from intentbridge.stores.base import AuditEntry, PendingOperation, Store
 from intentbridge.stores.sql import SqlStore
+from intentbridge.stores.sqlite import SqliteStore
 
-__all__ = ["AuditEntry", "PendingOperation", "SqlStore", "Store", "open_store"]
+__all__ = ["AuditEntry", "PendingOperation", "SqlStore", "SqliteStore", "Store", "open_store"]
 
 
 def open_store(url: str) -> Store:
-    """A store for ``url``: ``sqlite:///path``, ``postgresql://…``."""
-    if url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+    """A store for ``url``: ``sqlite:///path``, ``postgresql://…``.
+
+    ``sqlite+aiosqlite:///path`` selects SQLAlchemy for SQLite too (slower; see
+    :mod:`intentbridge.stores.sqlite` for why the default does not).
+    """
+    if url.startswith("sqlite:///"):
+        return SqliteStore(url)
+    if url.startswith(("sqlite+aiosqlite:///", "postgresql://", "postgres://")):
         return SqlStore(url)
     raise ConfigError(
         f"unsupported store URL {url.split('://', 1)[0]!r}://…",

@@ -85,6 +85,8 @@ seen_events = Table(
 
 
 def _async_url(url: str) -> str:
+    if url.startswith("sqlite+aiosqlite:///"):
+        return url
     if url.startswith("sqlite:///"):
         return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
     if url.startswith(("postgresql://", "postgres://")):
