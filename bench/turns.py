@@ -212,7 +212,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "BANK_DB": str(work / "bank.sqlite3"),
         "BANK_CUSTOMERS": str(CUSTOMERS),
         "COREBANK_URL": bank_url,
-        "INTENTBRIDGE_RATE_LIMITS": "off",
+        "INTENTBRIDGE_RATE_LIMITS": "off", "BANK_LOG_LEVEL": "warning",
         "INTENTBRIDGE_STORE": f"sqlite:///{work / 'bot.sqlite3'}",
         "PORT": str(bot_port),
     }

@@ -22,7 +22,8 @@ else:
 def main() -> None:
     host = os.environ.get("BANK_HOST", "127.0.0.1")
     port = int(os.environ.get("BANK_PORT", "8001"))
-    uvicorn.run(app_from_env(), host=host, port=port, log_level="info", ws="none")
+    level = os.environ.get("BANK_LOG_LEVEL", "info")
+    uvicorn.run(app_from_env(), host=host, port=port, log_level=level, ws="none")
 
 
 if __name__ == "__main__":

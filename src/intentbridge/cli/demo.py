@@ -46,6 +46,9 @@ def find_banking_example(explicit: Path | None = None) -> Path:
 def run_demo(*, port: int, bank_port: int, project: Path | None) -> None:
     folder = find_banking_example(project)
     env = dict(os.environ, BANK_PORT=str(bank_port))
+    env.setdefault("BANK_LOG_LEVEL", "warning")
+    # a quiet terminal for people trying the demo; INTENTBRIDGE_LOG_LEVEL=info shows turns
+    os.environ.setdefault("INTENTBRIDGE_LOG_LEVEL", "warning")
     env.setdefault("BANK_DB", str(folder / ".corebank.sqlite3"))
     # the bank tells the bot about incoming payments through a signed webhook
     env.setdefault("BANK_WEBHOOK_URL", f"http://127.0.0.1:{port}/webhooks/in/corebank")

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -22,14 +23,21 @@ _SECRET_KEYS = re.compile(
 REDACTED = "***"
 
 
+@functools.lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
+    # Field names repeat on every event; one regex search per name, not per event,
+    # keeps redaction off the turn's hot path.
+    return _SECRET_KEYS.search(key) is not None
+
+
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """A structlog processor: values under secret-looking keys never reach the output."""
     for key in list(event):
-        if _SECRET_KEYS.search(key):
+        if _secret_key(key):
             event[key] = REDACTED
         elif isinstance(event[key], dict):
             event[key] = {
-                k: (REDACTED if _SECRET_KEYS.search(str(k)) else v) for k, v in event[key].items()
+                k: (REDACTED if _secret_key(str(k)) else v) for k, v in event[key].items()
             }
     return event
 
