@@ -155,7 +155,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "BANK_PORT": str(bank_port),
         "BANK_DB": str(work / "bank.sqlite3"),
         "BANK_CUSTOMERS": str(args.users),
-        "INTENTBRIDGE_RATE_LIMITS": "off", "BANK_LOG_LEVEL": "warning",
+        "INTENTBRIDGE_RATE_LIMITS": "off",
+        "BANK_LOG_LEVEL": "warning",
         "INTENTBRIDGE_STORE": store_url,
         "INTENTBRIDGE_LOG_LEVEL": "warning",
     }

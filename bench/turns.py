@@ -159,9 +159,10 @@ async def middleware_overhead(bank_url: str, n: int) -> dict[str, float]:
     token = response.json()["access_token"]
     raw_times: list[float] = []
     ours: list[float] = []
-    async with httpx.AsyncClient(
-        base_url=bank_url, headers={"Authorization": f"Bearer {token}"}
-    ) as raw, Integrations.from_config(project.config) as integrations:
+    async with (
+        httpx.AsyncClient(base_url=bank_url, headers={"Authorization": f"Bearer {token}"}) as raw,
+        Integrations.from_config(project.config) as integrations,
+    ):
         for i in range(n + 200):
             t = time.perf_counter()
             r = await raw.get("/customers/alice/accounts")
@@ -212,7 +213,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "BANK_DB": str(work / "bank.sqlite3"),
         "BANK_CUSTOMERS": str(CUSTOMERS),
         "COREBANK_URL": bank_url,
-        "INTENTBRIDGE_RATE_LIMITS": "off", "BANK_LOG_LEVEL": "warning",
+        "INTENTBRIDGE_RATE_LIMITS": "off",
+        "BANK_LOG_LEVEL": "warning",
         "INTENTBRIDGE_STORE": f"sqlite:///{work / 'bot.sqlite3'}",
         "PORT": str(bot_port),
     }

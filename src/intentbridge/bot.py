@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,8 +30,9 @@ from intentbridge.dialogue.payload import parse_payload
 from intentbridge.errors import StoreError
 from intentbridge.integration.deadline import deadline_scope
 from intentbridge.integration.executor import Integrations
+from intentbridge.integration.rate_limits import IncomingLimiter
 from intentbridge.integration.records import CallRecord
-from intentbridge.integration.templates import check_templates
+from intentbridge.integration.templates import check_templates, render
 from intentbridge.observability import metrics
 from intentbridge.observability.hooks import LoggingHook, MetricsHook
 from intentbridge.observability.tracing import current_trace_id, span
@@ -84,6 +86,9 @@ class Bot:
         self.locks = ConversationLocks(timeout=self.settings.lock_timeout)
         self._intents = _known_intents(self.config, interpreter)
         self.pending = PendingResolver(self.config, store, integrations.execute, self.notify)
+        self.incoming = IncomingLimiter(
+            self.config.limits, integrations.rate_limits, hooks=(MetricsHook(), LoggingHook())
+        )
 
     @classmethod
     async def from_project(
@@ -99,6 +104,9 @@ class Bot:
         """
         settings = settings or BotSettings()
         check_templates(project.config)
+        # custom middleware named in bot.yaml (package.module:factory) lives in the project
+        if str(project.root) not in sys.path:
+            sys.path.append(str(project.root))
         store_url = settings.store_url or os.environ.get(STORE_ENV) or project_store_url(project)
         store = open_store(store_url)
         await store.open()
@@ -118,6 +126,7 @@ class Bot:
 
     async def aclose(self) -> None:
         await self.pending.stop()
+        await self.incoming.aclose()
         await self.integrations.aclose()
         await self.store.close()
 
@@ -141,6 +150,9 @@ class Bot:
     async def _handle(self, message: Message) -> list[Reply]:
         identity = message.identity or Identity(user_id=message.sender, channel=message.channel)
         conversation_id = conversation_key(message.channel, message.sender)
+        if not await self.incoming.allow(conversation_id):
+            text = render(self.config.responses.too_many_messages)
+            return [Reply(text=text, recipient_id=message.sender)]
         deadline = self.config.channel(message.channel).deadline
         async with self.locks.hold(conversation_id):
             conv = await self._load(conversation_id, identity)

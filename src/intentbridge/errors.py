@@ -70,4 +70,6 @@ class MissingExtraError(IntentbridgeError):
     def __init__(self, feature: str, extra: str) -> None:
         self.feature = feature
         self.extra = extra
-        super().__init__(f"{feature} needs the '{extra}' extra: pip install 'intentbridge[{extra}]'")
+        super().__init__(
+            f"{feature} needs the '{extra}' extra: pip install 'intentbridge[{extra}]'"
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 from bankclient import Bank
@@ -300,3 +301,18 @@ def test_a_currency_the_accounts_do_not_hold_is_refused(bot: BotClient, bank: Ba
     reply = bot.say("move 20 dollars from checking to savings")
     assert "EUR" in reply and "?" not in reply.splitlines()[0]
     assert bank.transfers("alice") == []
+
+
+def test_a_sender_flooding_the_bot_is_slowed_down(
+    project_dir: object, bank: Bank, store_url: str
+) -> None:
+    from intentbridge.project import load_project
+
+    text = (Path(str(project_dir)) / "bot.yaml").read_text()
+    assert "incoming_per_sender: 30/minute" in text
+    project = load_project(str(project_dir), env={"COREBANK_URL": bank.url})
+    with serve_bot(project, store_url) as bot:
+        replies = [bot.say("hi") for _ in range(31)]
+        assert "banking assistant" in replies[29]
+        assert "faster than I can keep up" in replies[30]
+        assert "banking assistant" in bot.say("hi", sender="bob")  # others are not slowed

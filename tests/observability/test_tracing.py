@@ -98,6 +98,7 @@ def test_no_traceparent_and_no_trace_ids_while_tracing_is_off(
     bot: BotClient, recorder: RecordingApp
 ) -> None:
     """Off means off: backends get no ``traceparent``, even when the caller sent one."""
+    configure_tracing("none")
     assert not tracing_enabled()
     response = bot.http.post(
         "/webhooks/rest/webhook",
@@ -111,6 +112,7 @@ def test_no_traceparent_and_no_trace_ids_while_tracing_is_off(
         assert not current.is_recording()
         assert trace.get_current_span() is trace.INVALID_SPAN  # nothing was attached
         assert current_trace_id() is None
+    shutdown_tracing()
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ from intentbridge.integration.breaker_state import (
     MemoryBreakerStore,
     RedisBreakerStore,
 )
+from intentbridge.integration.redis import RedisConnections
 from intentbridge.project.schema import BotConfig, BreakerSettings
-from intentbridge.stores.redis import RedisConnections
 from intentbridge.types import Result
 
 RESET = 0.2

@@ -209,3 +209,14 @@ def test_custom_middleware_that_cannot_be_built_names_the_field(
         Integrations.from_config(config)
     assert info.value.field == "operations.probe.middleware.1"
     assert words in info.value.message
+
+
+def test_a_user_limit_without_rate_limit_in_the_chain_is_an_error() -> None:
+    text = yaml_bot(
+        "http://127.0.0.1:1", op_extra="user_rate_limit: 5/minute\nmiddleware: [breaker, retry]"
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "bot.yaml", {})
+    assert info.value.field == "operations.probe.user_rate_limit"
+    assert info.value.line == 9
+    assert "no 'rate_limit'" in info.value.message

@@ -25,6 +25,7 @@ from intentbridge.understanding import (
 )
 from intentbridge.understanding.annotation import parse_annotated
 from intentbridge.understanding.data import EntitySpan
+from intentbridge.understanding.model import FORMAT_VERSION
 from intentbridge.understanding.pipeline import (
     get_pipeline,
     make_intent_model,
@@ -113,7 +114,7 @@ def test_save_load_round_trip(model: NluModel, tmp_path: Path) -> None:
     model.save(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / "metadata.json").read_text())
     assert meta["pipeline"] == "fast"
-    assert meta["format_version"] == 1
+    assert meta["format_version"] == FORMAT_VERSION
     assert set(meta["intents"]) == set(model.classes)
     start = time.perf_counter()
     loaded = NluModel.load(tmp_path / "m", today=lambda: TODAY)

@@ -113,7 +113,7 @@ def demo(
 
 
 @app.command("test")
-def test_conversations(
+def conversation_tests(
     project: ProjectArg,
     name: Annotated[str | None, typer.Option("-k", help="only tests whose name has this")] = None,
 ) -> None:

@@ -111,7 +111,10 @@ def eval_(
     if report is not None:
         from intentbridge.understanding.report import write_report
 
-        write_report(result, report, title=f"{model_dir} on {', '.join(str(d) for d in data)}")
+        try:
+            write_report(result, report, title=f"{model_dir} on {', '.join(str(d) for d in data)}")
+        except IntentbridgeError as exc:  # matplotlib missing: the 'report' extra
+            raise _fail(exc) from exc
     metrics = result.metrics
     if as_json:
         # stdout carries exactly one JSON document, so scripts can pipe it

@@ -124,8 +124,7 @@ class PendingResolver:
                 f"{key}."
             )
         else:
-            status = "done" if result.ok else "failed"
-            await self.store.finish_pending(key, status, result.outcome)
+            await self.store.finish_pending(key, "done" if result.ok else "failed", result.outcome)
             template = op.reply.get(result.outcome) or _default_text(self.config, result)
             text = "Update on your earlier request: " + render(
                 template,

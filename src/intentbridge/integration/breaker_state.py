@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import structlog
 
+from intentbridge.integration.redis import redis_errors
 from intentbridge.project.schema import BreakerSettings
-from intentbridge.stores.redis import redis_errors
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -191,14 +191,17 @@ def _should_open(consecutive: int, calls: int, failures: int, settings: BreakerS
 
 # The same state machine as MemoryBreakerStore, in one atomic step on the server.
 # Codes keep replies small: admit -> 0 allow, 1 probe, 2 probe and now half-open,
-# 3 reject; record -> 0 nothing, 1 opened, 2 closed.
+# 3 reject, 4 allow with failures counted; record -> 0 nothing, 1 opened, 2 closed.
 _ADMIT = """
 local key = KEYS[1]
 local now, reset_timeout = tonumber(ARGV[1]), tonumber(ARGV[2])
 local max_probes, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
-local s = redis.call('HMGET', key, 'state', 'opened_at', 'probes')
+local s = redis.call('HMGET', key, 'state', 'opened_at', 'probes', 'consecutive')
 local state = s[1]
-if not state or state == 'closed' then return 0 end
+if not state or state == 'closed' then
+  if (tonumber(s[4]) or 0) > 0 then return 4 end
+  return 0
+end
 local opened_at, probes = tonumber(s[2]) or 0, tonumber(s[3]) or 0
 local waited = now - opened_at >= reset_timeout
 if state == 'open' then
@@ -268,6 +271,7 @@ _ADMISSIONS: dict[int, tuple[Admission, Transition | None]] = {
     1: ("probe", None),
     2: ("probe", "half_open"),
     3: ("reject", None),
+    4: ("allow", None),
 }
 _TRANSITIONS: dict[int, Transition | None] = {0: None, 1: "opened", 2: "closed"}
 
@@ -304,6 +308,9 @@ class RedisBreakerStore:
         self._record = redis.register_script(_RECORD)
         self._down_until = 0.0
         self._errors = redis_errors()
+        # Backends whose last admit saw no failures counted: a success there has
+        # nothing to reset, so it costs no second round trip.
+        self._clean: set[str] = set()
 
     def __repr__(self) -> str:
         return f"RedisBreakerStore(prefix={self.prefix!r})"
@@ -325,6 +332,7 @@ class RedisBreakerStore:
                 fallback="local state",
             )
         self._down_until = time.monotonic() + self.retry_after
+        self._clean.clear()
 
     def _recovered(self) -> None:
         if self._down_until != 0.0:
@@ -345,17 +353,24 @@ class RedisBreakerStore:
                 self._ttl(settings),
             ]
             try:
-                code = await self._admit(keys=[self.key(backend)], args=args)
+                code = int(await self._admit(keys=[self.key(backend)], args=args))
             except self._errors as exc:
                 self._failed(exc, backend)
             else:
                 self._recovered()
-                return _ADMISSIONS[int(code)]
+                if code == 0:
+                    self._clean.add(backend)
+                else:
+                    self._clean.discard(backend)
+                return _ADMISSIONS[code]
         return await self.fallback.admit(backend, settings)
 
     async def record(
         self, backend: str, settings: BreakerSettings, *, failed: bool, probe: bool
     ) -> Transition | None:
+        if not failed and not probe and backend in self._clean and settings.failure_ratio is None:
+            return None
+        self._clean.discard(backend)
         if self._use_redis():
             ratio = settings.failure_ratio
             args: list[str | float] = [

@@ -39,10 +39,10 @@ from intentbridge.integration.middleware.chain import compose
 from intentbridge.integration.middleware.observer import ObserverMiddleware
 from intentbridge.integration.pipeline import Pipeline
 from intentbridge.integration.records import Hook
+from intentbridge.integration.redis import RedisConnections
 from intentbridge.integration.request import build_call
 from intentbridge.integration.templates import check_templates
 from intentbridge.project.schema import BotConfig, Operation
-from intentbridge.stores.redis import RedisConnections
 from intentbridge.types import Call, Middleware, Next, Outcome, Result
 
 __all__ = ["Integrations"]

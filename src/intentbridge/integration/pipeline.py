@@ -53,13 +53,13 @@ from intentbridge.integration.middleware.rate_limit import RateLimitMiddleware
 from intentbridge.integration.middleware.retry import RetryMiddleware
 from intentbridge.integration.middleware.timeout import TimeoutMiddleware
 from intentbridge.integration.rate_limits import RateLimits, rate_limits_enabled
+from intentbridge.integration.redis import RedisConnections, is_redis_url
 from intentbridge.project.schema import (
     DEFAULT_MIDDLEWARE,
     BotConfig,
     RetrySettings,
     middleware_step,
 )
-from intentbridge.stores.redis import RedisConnections, is_redis_url
 from intentbridge.types import Call, Middleware
 
 __all__ = ["Pipeline", "load_factory"]

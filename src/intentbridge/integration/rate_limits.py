@@ -25,15 +25,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
 from intentbridge.integration.decisions import DecisionHook, emit_decision
+from intentbridge.integration.redis import RedisConnections, is_redis_url, redis_errors
 from intentbridge.project.schema import LimitSettings
-from intentbridge.stores.redis import RedisConnections, is_redis_url, redis_errors
 
 if TYPE_CHECKING:
     from limits import RateLimitItem
@@ -98,21 +98,44 @@ class RateLimits:
     """
 
     def __init__(
-        self, storage: Storage | None = None, *, shared: bool = False, retry_after: float = 5.0
+        self,
+        storage: Storage | Callable[[], Storage] | None = None,
+        *,
+        shared: bool = False,
+        retry_after: float = 5.0,
     ) -> None:
-        from limits.aio.storage import MemoryStorage
-        from limits.aio.strategies import MovingWindowRateLimiter
-
-        self.storage = storage if storage is not None else MemoryStorage()
+        # ``limits`` takes a tenth of a second to import: made on first use, so a bot
+        # without rate limits never pays for it. ``storage`` may be a factory for that.
+        self._storage = storage
         self.shared = shared
         self.retry_after = retry_after
-        self._limiter = MovingWindowRateLimiter(self.storage)
-        self._fallback: MovingWindowRateLimiter | None = None
+        self._limiter: Any = None
+        self._fallback: Any = None
         self._down_until = 0.0
         self._errors = redis_errors() if shared else ()
 
     def __repr__(self) -> str:
-        return f"RateLimits(storage={type(self.storage).__name__}, shared={self.shared})"
+        return f"RateLimits(shared={self.shared})"
+
+    @property
+    def storage(self) -> Storage:
+        """The ``limits`` storage counting the events (made on first use)."""
+        storage = self._storage
+        if storage is None:
+            from limits.aio.storage import MemoryStorage
+
+            storage = self._storage = MemoryStorage()
+        elif callable(storage):
+            storage = self._storage = storage()
+        return storage
+
+    @property
+    def _primary(self) -> Any:
+        if self._limiter is None:
+            from limits.aio.strategies import MovingWindowRateLimiter
+
+            self._limiter = MovingWindowRateLimiter(self.storage)
+        return self._limiter
 
     @classmethod
     def from_settings(
@@ -125,22 +148,25 @@ class RateLimits:
         url = settings.storage_url
         if not is_redis_url(url):
             return cls()
-        from limits.aio.storage import RedisStorage
-
         client = (connections or RedisConnections()).get(url)
-        # Share the client's pool (and its short timeouts) instead of a second client.
-        options: dict[str, Any] = {"connection_pool": client.connection_pool}
-        storage = RedisStorage(
-            "async+" + url,
-            implementation="redispy",
-            key_prefix=f"{settings.key_prefix}:limits",
-            **options,
-        )
-        return cls(storage, shared=True)
+
+        def redis_storage() -> Storage:
+            from limits.aio.storage import RedisStorage
+
+            # Share the client's pool (and its short timeouts) instead of a second client.
+            options: dict[str, Any] = {"connection_pool": client.connection_pool}
+            return RedisStorage(
+                "async+" + url,
+                implementation="redispy",
+                key_prefix=f"{settings.key_prefix}:limits",
+                **options,
+            )
+
+        return cls(redis_storage, shared=True)
 
     def _active(self) -> Any:
         if self._down_until == 0.0 or time.monotonic() >= self._down_until:
-            return self._limiter
+            return self._primary
         return self._local()
 
     def _local(self) -> Any:
@@ -159,7 +185,7 @@ class RateLimits:
     async def hit(self, item: RateLimitItem, *key: str) -> bool:
         """Count one event for ``key``; False (and not counted) when over the limit."""
         limiter = self._active()
-        if limiter is self._limiter and self._errors:
+        if limiter is self._primary and self._errors:
             try:
                 allowed: bool = await limiter.hit(item, *key)
             except self._errors as exc:

@@ -62,7 +62,7 @@ class _StderrLogger:
     """
 
     def msg(self, message: str) -> None:
-        print(message, file=sys.stderr, flush=True)  # noqa: T201
+        print(message, file=sys.stderr, flush=True)
 
     log = debug = info = warning = warn = error = critical = exception = fatal = msg
 

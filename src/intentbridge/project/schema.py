@@ -506,6 +506,9 @@ class Responses(_Strict):
         "please don't repeat it."
     )
     denied: str = "Sorry, you're not allowed to do that."
+    too_many_messages: str = (
+        "You're sending messages faster than I can keep up with. Please wait a moment."
+    )
     error: str = "Something went wrong on my side. Please try again."
 
 
@@ -536,8 +539,12 @@ class PendingSettings(_Strict):
     """Resolving money-moving calls whose outcome is unknown."""
 
     interval: float = Field(5.0, gt=0, description="seconds between resolution rounds")
-    min_age: float = Field(30.0, ge=0, description="a 'pending' call younger than this may "
-                           "still be in flight in some worker; it is left alone")
+    min_age: float = Field(
+        30.0,
+        ge=0,
+        description="a 'pending' call younger than this may "
+        "still be in flight in some worker; it is left alone",
+    )
     max_age: float = Field(86_400.0, gt=0, description="give up (and say so) after this long")
 
 
@@ -608,6 +615,15 @@ class BotConfig(_Strict):
                 raise ValueError(f"name {name!r} must be letters, digits and '_' only")
         return value
 
+    def _uses_rate_limit(self, name: str, op: Operation) -> bool:
+        backend = self.backends.get(op.backend)
+        entries = op.middleware
+        if entries is None:
+            entries = backend.middleware if backend is not None else None
+        if entries is None:
+            return True  # the default chain has it
+        return any(middleware_step(entry)[0] == "rate_limit" for entry in entries)
+
     def reference_errors(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Cross-references pydantic cannot check field by field: (location, message)."""
         errors: list[tuple[tuple[str | int, ...], str]] = []
@@ -627,6 +643,14 @@ class BotConfig(_Strict):
                     (
                         ("operations", name, "resolve", "operation"),
                         f"unknown operation {op.resolve.operation!r}",
+                    )
+                )
+            if op.user_rate_limit and not self._uses_rate_limit(name, op):
+                errors.append(
+                    (
+                        ("operations", name, "user_rate_limit"),
+                        "this operation's middleware list has no 'rate_limit', so the limit "
+                        "would never apply; add rate_limit to the list",
                     )
                 )
             for pname, param in op.parameters.items():

@@ -54,8 +54,7 @@ _AUDIT_COLUMNS = (
     "idempotency_key, outcome, status_code, latency_ms, attempts, error, trace_id"
 )
 _PENDING_COLUMNS = (
-    "idempotency_key, conversation_id, operation, params, status, outcome, created_at, "
-    "updated_at"
+    "idempotency_key, conversation_id, operation, params, status, outcome, created_at, updated_at"
 )
 
 
@@ -81,7 +80,9 @@ class SqliteStore:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(
-                self.path, timeout=self.busy_timeout, isolation_level=None,
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,
                 check_same_thread=False,
             )
             db.execute("PRAGMA journal_mode=WAL")
@@ -134,10 +135,20 @@ class SqliteStore:
                 "method, path, params, idempotency_key, outcome, status_code, latency_ms, "
                 "attempts, error, trace_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    entry.timestamp or time.time(), entry.conversation_id, entry.user_id,
-                    entry.operation, entry.backend, entry.method, entry.path,
-                    _dumps(entry.params), entry.idempotency_key, entry.outcome,
-                    entry.status_code, entry.latency_ms, entry.attempts, entry.error,
+                    entry.timestamp or time.time(),
+                    entry.conversation_id,
+                    entry.user_id,
+                    entry.operation,
+                    entry.backend,
+                    entry.method,
+                    entry.path,
+                    _dumps(entry.params),
+                    entry.idempotency_key,
+                    entry.outcome,
+                    entry.status_code,
+                    entry.latency_ms,
+                    entry.attempts,
+                    entry.error,
                     entry.trace_id,
                 ),
             )
@@ -155,10 +166,22 @@ class SqliteStore:
             rows = self._conn.execute(query, (*args, limit)).fetchall()
         return [
             AuditEntry(
-                id=r[0], timestamp=r[1], conversation_id=r[2], user_id=r[3], operation=r[4],
-                backend=r[5], method=r[6], path=r[7], params=json.loads(r[8]),
-                idempotency_key=r[9], outcome=r[10], status_code=r[11], latency_ms=r[12],
-                attempts=r[13], error=r[14], trace_id=r[15],
+                id=r[0],
+                timestamp=r[1],
+                conversation_id=r[2],
+                user_id=r[3],
+                operation=r[4],
+                backend=r[5],
+                method=r[6],
+                path=r[7],
+                params=json.loads(r[8]),
+                idempotency_key=r[9],
+                outcome=r[10],
+                status_code=r[11],
+                latency_ms=r[12],
+                attempts=r[13],
+                error=r[14],
+                trace_id=r[15],
             )
             for r in rows
         ]
@@ -174,8 +197,14 @@ class SqliteStore:
                     f"INSERT OR IGNORE INTO ib_pending ({_PENDING_COLUMNS}) "  # noqa: S608
                     "VALUES (?,?,?,?,?,?,?,?)",
                     (
-                        op.idempotency_key, op.conversation_id, op.operation,
-                        _dumps(op.params), op.status, op.outcome, op.created_at or now, now,
+                        op.idempotency_key,
+                        op.conversation_id,
+                        op.operation,
+                        _dumps(op.params),
+                        op.status,
+                        op.outcome,
+                        op.created_at or now,
+                        now,
                     ),
                 )
             finally:
@@ -199,8 +228,13 @@ class SqliteStore:
             ).fetchall()
         return [
             PendingOperation(
-                idempotency_key=r[0], conversation_id=r[1], operation=r[2],
-                params=json.loads(r[3]), status=r[4], outcome=r[5], created_at=r[6],
+                idempotency_key=r[0],
+                conversation_id=r[1],
+                operation=r[2],
+                params=json.loads(r[3]),
+                status=r[4],
+                outcome=r[5],
+                created_at=r[6],
                 updated_at=r[7],
             )
             for r in rows

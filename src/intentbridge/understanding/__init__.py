@@ -12,6 +12,11 @@ The parts the rest of intentbridge uses:
 >>> model.parse("send 20 euros to savings tomorrow").entities
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from intentbridge.understanding.data import (
     EntitySpan,
     TrainingData,
@@ -19,7 +24,6 @@ from intentbridge.understanding.data import (
     load_training_data,
     save_training_data,
 )
-from intentbridge.understanding.evaluation import evaluate
 from intentbridge.understanding.interpreter import Interpreter, ModelInterpreter
 from intentbridge.understanding.model import NluModel
 from intentbridge.understanding.pipeline import (
@@ -28,6 +32,23 @@ from intentbridge.understanding.pipeline import (
     register_intent_model,
     register_pipeline,
 )
+
+if TYPE_CHECKING:
+    from intentbridge.understanding.evaluation import evaluate
+
+# Evaluation (and through it training-only code) is imported on first use, so that
+# importing this package for inference stays light (no scikit-learn, no scipy).
+_LAZY = {"evaluate": "intentbridge.understanding.evaluation"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "EntitySpan",

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import minimize_scalar
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -75,6 +74,8 @@ def fit_temperature(probs: FloatArray, gold: IntArray) -> float:
         z -= z.max(axis=1, keepdims=True)
         lse = np.log(np.exp(z).sum(axis=1))
         return float(np.mean(lse - z[np.arange(len(idx)), idx]))
+
+    from scipy.optimize import minimize_scalar  # training only; keeps inference scipy-free
 
     res = minimize_scalar(nll, bounds=(-4.0, 4.0), method="bounded")
     return float(np.exp(res.x))

@@ -13,7 +13,7 @@ synonyms, lookup tables and named regexes. Loaders for the two file formats live
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -213,11 +213,6 @@ def save_training_data(data: TrainingData, path: Path | str) -> None:
             path=p,
             hint="use .jsonl, .json, .yml or .yaml",
         )
-
-
-def synonym_lookup(synonyms: Mapping[str, str], text: str) -> str | None:
-    """The canonical value ``text`` is a synonym of, compared case-insensitively."""
-    return synonyms.get(text.lower())
 
 
 _EXTENSIONS = (".jsonl", ".json", ".yml", ".yaml")

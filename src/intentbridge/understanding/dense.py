@@ -50,6 +50,8 @@ _DEFAULTS: dict[str, Any] = {
     "method": "finetune",
     # fine-tuning (see FineTuneConfig for meanings)
     "epochs": 3.0,
+    "train_layers": 2,
+    "token_drop": 0.0,
     "batch_size": 32,
     "learning_rate": 1e-4,
     "head_learning_rate": 3e-3,
@@ -166,34 +168,33 @@ class DenseIntentClassifier:
     ) -> None:
         torch = encoder._torch
         p = self.params
-        # The word-piece table is half the model: freezing it halves what we store and
-        # what AdamW updates each step, at no measurable cost in accuracy.
-        for name, param in encoder.model.named_parameters():
-            param.requires_grad_(not name.startswith("embeddings."))
         config = FineTuneConfig(
             epochs=float(p["epochs"]),
+            train_layers=int(p["train_layers"]),
             batch_size=int(p["batch_size"]),
             learning_rate=float(p["learning_rate"]),
             head_learning_rate=float(p["head_learning_rate"]),
             scale=float(p["scale"]),
             label_smoothing=float(p["label_smoothing"]),
+            token_drop=float(p["token_drop"]),
             seed=int(p["seed"]),
             time_budget_s=None if p["time_budget_s"] is None else float(p["time_budget_s"]),
             num_threads=p["num_threads"],
         )
         summary, head = fine_tune_classifier(encoder, texts, y.tolist(), len(self.classes_), config)
         self.fit_info.update(summary)
+        first = encoder.num_layers - config.train_layers
+        trained = tuple(f"encoder.layer.{i}." for i in range(first, encoder.num_layers))
         # Round the trained weights to float16 now, so that what we predict with is
-        # exactly what save() stores and load() restores.
+        # exactly what save() stores and load() restores (and the file is half size).
         state: dict[str, npt.NDArray[np.float16]] = {}
         with torch.no_grad():
             for name, param in encoder.model.named_parameters():
-                if param.requires_grad:
+                if name.startswith(trained):
                     param.copy_(param.half().float())
                     state[name] = param.detach().numpy().astype(np.float16)
-                param.requires_grad_(False)
         self._trained_state = state
-        weights = torch.nn.functional.normalize(head.detach(), p=2, dim=1).numpy()
+        weights = torch.nn.functional.normalize(head, p=2, dim=1).numpy()
         self._weights = weights.astype(np.float32)
         self._bias = np.zeros(len(self.classes_), dtype=np.float32)
         self._logit_scale = float(p["scale"])
@@ -280,28 +281,18 @@ class DenseIntentClassifier:
         sha = verify_embeddings_dir(base_dir, expected_sha256=base["sha256"])
         model = cls(encoder_path=encoder_path, **meta["params"])
         load_file = _safetensors_numpy().load_file
+        weights: dict[str, Any] | None = None
         if meta["fine_tuned"]:
-            import torch
+            import torch  # the embeddings extra; SentenceEncoder needs it anyway
 
             trained = load_file(str(directory / _ENCODER_FILE))
-            encoder = SentenceEncoder(
-                base_dir,
-                max_length=int(model.params["max_length"]),
-                num_threads=model.params["num_threads"],
-            )
-            state = encoder.model.state_dict()
-            missing = set(trained) - set(state)
-            if missing:
-                raise ModelError(f"{directory}: unknown encoder weights {sorted(missing)[:3]}")
-            for name, value in trained.items():
-                state[name] = torch.from_numpy(value.astype(np.float32))
-            encoder.model.load_state_dict(state)
-        else:
-            encoder = SentenceEncoder(
-                base_dir,
-                max_length=int(model.params["max_length"]),
-                num_threads=model.params["num_threads"],
-            )
+            weights = {k: torch.from_numpy(v.astype(np.float32)) for k, v in trained.items()}
+        encoder = SentenceEncoder(
+            base_dir,
+            weights=weights,
+            max_length=int(model.params["max_length"]),
+            num_threads=model.params["num_threads"],
+        )
         if encoder.sha256 != sha:  # pragma: no cover - same folder, same process
             raise ModelError("base encoder changed while loading")
         head = load_file(str(directory / _HEAD_FILE))

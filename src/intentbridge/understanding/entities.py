@@ -14,12 +14,12 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from intentbridge.types import Entity
+from intentbridge.understanding.clusters import WordClusters
 from intentbridge.understanding.data import TrainingData
 from intentbridge.understanding.extractors.base import RuleExtractors, resolve_overlaps, rule_kind
 from intentbridge.understanding.extractors.roles import RoleResolver
@@ -36,6 +36,7 @@ _VALUE_KINDS = ("money", "date", "number")
 _MIN_KIND_COVERAGE = 0.5
 _MIN_EMIT_PRECISION = 0.8
 _MIN_EMIT_SUPPORT = 3  # one lucky overlap must not turn every "$5" into an object_name
+_MIN_CLUSTER_EXAMPLES = 1000  # fewer messages give too few contexts to cluster words
 
 ProgressFn = Callable[[int, int], None]
 
@@ -70,12 +71,31 @@ class EntityRecognizer:
         entity_kinds: dict[str, str] | None = None,
         emit: dict[str, str | None] | None = None,
         role_entities: Sequence[str] = (),
+        clusters: WordClusters | None = None,
+        intent_feature: bool = False,
     ) -> None:
         self.rules = rules
         self.tagger = tagger
         self.entity_kinds = dict(entity_kinds or {})
         self.emit = dict(emit or {})
         self.roles = RoleResolver(role_entities)
+        self.clusters: WordClusters = dict(clusters or {})
+        self.intent_feature = intent_feature
+
+    @classmethod
+    def from_config(
+        cls, rules: RuleExtractors, tagger: CrfTagger | None, config: dict[str, Any]
+    ) -> EntityRecognizer:
+        """Rebuild a recognizer from its :meth:`config` (and the separately saved parts)."""
+        return cls(
+            rules,
+            tagger,
+            entity_kinds=config["entity_kinds"],
+            emit=config["emit"],
+            role_entities=config["role_entities"],
+            clusters=config.get("clusters"),
+            intent_feature=bool(config.get("intent_feature", False)),
+        )
 
     @classmethod
     def train(
@@ -85,8 +105,25 @@ class EntityRecognizer:
         rules: RuleExtractors,
         crf_params: dict[str, Any] | None = None,
         progress: ProgressFn | None = None,
+        clusters: bool | None = None,
+        intent_feature: bool = True,
     ) -> EntityRecognizer:
-        """Learn the tagger (if any example has entities) and the merge policy."""
+        """Learn the tagger (if any example has entities) and the merge policy.
+
+        ``clusters``: learn word clusters from the training texts as tagger features
+        (default: when there are at least ``_MIN_CLUSTER_EXAMPLES`` examples).
+        ``intent_feature``: give the tagger the (gold) intent of each example; parsing
+        then passes the predicted intent.
+        """
+        learned = set(data.entity_names)
+        if clusters is None:
+            clusters = len(data.examples) >= _MIN_CLUSTER_EXAMPLES
+        word_clusters: WordClusters = {}
+        if clusters and learned:
+            from intentbridge.understanding.clusters import learn_word_clusters
+
+            word_clusters = learn_word_clusters([ex.text for ex in data.examples])
+        use_intent = intent_feature and len({ex.intent for ex in data.examples}) > 1
         features: list[list[list[str]]] = []
         labels: list[list[str]] = []
         kind_hits: dict[str, Counter[str]] = defaultdict(Counter)
@@ -94,7 +131,6 @@ class EntityRecognizer:
         coverage: dict[str, Counter[str]] = defaultdict(Counter)
         entity_total: Counter[str] = Counter()
         role_entities: set[str] = set()
-        learned = set(data.entity_names)
         for ex in data.examples:
             candidates = rules.extract(ex.text)
             for cand in resolve_overlaps(candidates):
@@ -114,7 +150,14 @@ class EntityRecognizer:
                     coverage[sp.entity][kind] += 1
             if learned:
                 tokens = tokenize(ex.text)
-                features.append(token_features(tokens, rule_tags(tokens, candidates)))
+                features.append(
+                    token_features(
+                        tokens,
+                        rule_tags(tokens, candidates),
+                        intent=ex.intent if use_intent else None,
+                        clusters=word_clusters,
+                    )
+                )
                 labels.append(bio_labels(tokens, [(s.start, s.end, s.label) for s in ex.entities]))
         entity_kinds: dict[str, str] = {}
         for entity, total in entity_total.items():
@@ -156,15 +199,26 @@ class EntityRecognizer:
             entity_kinds=entity_kinds,
             emit=emit,
             role_entities=sorted(role_entities),
+            clusters=word_clusters,
+            intent_feature=use_intent,
         )
 
-    def extract(self, text: str) -> tuple[Entity, ...]:
-        """Entities in ``text``, non-overlapping, sorted by start."""
+    def extract(self, text: str, intent: str | None = None) -> tuple[Entity, ...]:
+        """Entities in ``text``, non-overlapping, sorted by start.
+
+        ``intent`` is the predicted intent (used when the tagger was trained with it).
+        """
         candidates = self.rules.extract(text)
         out: list[Entity] = []
         if self.tagger is not None:
             tokens = tokenize(text)
-            labels, probs = self.tagger.tag(token_features(tokens, rule_tags(tokens, candidates)))
+            features = token_features(
+                tokens,
+                rule_tags(tokens, candidates),
+                intent=intent if self.intent_feature else None,
+                clusters=self.clusters,
+            )
+            labels, probs = self.tagger.tag(features)
             for span in decode(tokens, labels, probs):
                 out.append(self._from_tagged(text, span, candidates))
         for cand in resolve_overlaps(
@@ -207,6 +261,8 @@ class EntityRecognizer:
             "entity_kinds": self.entity_kinds,
             "emit": self.emit,
             "role_entities": sorted(self.roles.entities),
+            "clusters": self.clusters,
+            "intent_feature": self.intent_feature,
         }
 
 
@@ -219,8 +275,3 @@ def _rule_kinds(rules: RuleExtractors) -> set[str]:
 def _default_emit(cand: Entity) -> str | None:
     # kinds unseen at training time (e.g. a regex added later) keep their own name
     return cand.entity
-
-
-def fixed_today(day: dt.date) -> Callable[[], dt.date]:
-    """A ``today`` callable that always returns ``day`` (for tests and evaluation)."""
-    return lambda: day

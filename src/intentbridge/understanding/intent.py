@@ -3,29 +3,32 @@
 An intent model is anything with ``fit``/``predict_proba``/``classes_``/``save``/``load``
 (:class:`IntentModel`). :class:`SparseIntentClassifier` is the fast one: TF-IDF word
 1-2 grams and char_wb 2-5 grams into a LinearSVC. Its scores are turned into
-probabilities with a softmax; :class:`~intentbridge.understanding.calibration.Calibrator`
-then fits a temperature on held-out data, so the raw scale does not matter.
+probabilities with a softmax; :class:`~intentbridge.understanding.calibration.Calibration`
+then applies a temperature fitted on held-out data, so the raw scale does not matter.
 
-Prediction for one message avoids scikit-learn's per-call validation overhead (about
-a millisecond): the analyzers and vocabularies are used directly and the scores are
-one sparse row times the weight matrix.
+scikit-learn is needed to *fit* it, not to use it: after fitting, the vectorizers and the
+SVM are compiled into plain data (:class:`CompiledTfidf` — vocabularies, idf vectors, a
+weight matrix and intercepts) and prediction is n-gram extraction plus a sparse row
+times the weight matrix in numpy. Saved models hold only that data (``.npz`` + JSON),
+so loading imports neither scikit-learn nor scipy and runs no pickles.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
-import joblib
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.svm import LinearSVC
 
 from intentbridge.errors import ModelError
+
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import TfidfVectorizer
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -69,6 +72,142 @@ def softmax(scores: FloatArray) -> FloatArray:
     return shifted
 
 
+# --- numpy-only inference ----------------------------------------------------------
+
+_WORD = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token_pattern
+_SPACES = re.compile(r"\s\s+")
+
+
+def word_ngrams(text: str, low: int, high: int) -> list[str]:
+    """scikit-learn's ``analyzer="word"`` (lower-cased, default token pattern)."""
+    tokens = _WORD.findall(text.lower())
+    grams = list(tokens) if low == 1 else []
+    n_tokens = len(tokens)
+    for n in range(max(low, 2), min(high, n_tokens) + 1):
+        grams.extend(" ".join(tokens[i : i + n]) for i in range(n_tokens - n + 1))
+    return grams
+
+
+def char_wb_ngrams(text: str, low: int, high: int) -> list[str]:
+    """scikit-learn's ``analyzer="char_wb"`` (lower-cased; n-grams inside padded words)."""
+    grams: list[str] = []
+    for word in _SPACES.sub(" ", text.lower()).split():
+        w = " " + word + " "
+        size = len(w)
+        for n in range(low, high + 1):
+            if size <= n:  # a short word counts once, whole
+                grams.append(w)
+                break
+            grams.extend(w[i : i + n] for i in range(size - n + 1))
+    return grams
+
+
+_ANALYZERS = {"word": word_ngrams, "char_wb": char_wb_ngrams}
+
+
+class CompiledTfidf:
+    """Fitted TF-IDF vectorizers (sublinear tf, l2 norm each) and a linear model.
+
+    ``blocks`` holds one ``(analyzer, (low, high), vocabulary, idf, offset)`` per
+    vectorizer; ``coef_t`` is the weight matrix with one row per feature. Scores equal
+    ``hstack(v.transform(texts)) @ coef.T + intercept`` of the scikit-learn objects it
+    was compiled from (pinned by a test to 1e-9).
+    """
+
+    def __init__(
+        self,
+        blocks: Sequence[tuple[str, tuple[int, int], dict[str, int], FloatArray]],
+        coef_t: FloatArray,
+        intercept: FloatArray,
+    ) -> None:
+        self.blocks: list[tuple[str, tuple[int, int], dict[str, int], FloatArray, int]] = []
+        offset = 0
+        for analyzer, ngrams, vocab, idf in blocks:
+            self.blocks.append((analyzer, ngrams, vocab, idf, offset))
+            offset += len(vocab)
+        if coef_t.shape[0] != offset:
+            raise ModelError("weight matrix and vocabularies disagree; retrain the model")
+        self.coef_t = np.ascontiguousarray(coef_t, dtype=np.float64)
+        self.intercept = np.asarray(intercept, dtype=np.float64)
+
+    @classmethod
+    def from_sklearn(
+        cls, vectorizers: Sequence[TfidfVectorizer], coef: FloatArray, intercept: FloatArray
+    ) -> CompiledTfidf:
+        """Compile fitted ``TfidfVectorizer`` objects and a ``(classes, features)`` matrix."""
+        blocks = []
+        for vec in vectorizers:
+            if vec.analyzer not in _ANALYZERS or not vec.sublinear_tf or vec.norm != "l2":
+                raise ModelError(f"cannot compile a {vec.analyzer!r} TF-IDF vectorizer")
+            vocab = {str(k): int(v) for k, v in vec.vocabulary_.items()}
+            low, high = vec.ngram_range
+            blocks.append(
+                (str(vec.analyzer), (int(low), int(high)), vocab, np.asarray(vec.idf_, np.float64))
+            )
+        return cls(blocks, np.asarray(coef, dtype=np.float64).T, intercept)
+
+    def scores_one(self, text: str) -> FloatArray:
+        """Linear scores for one text, shape ``(n_classes,)``."""
+        scores = self.intercept.copy()
+        coef_t = self.coef_t
+        for analyzer, (low, high), vocab, idf, offset in self.blocks:
+            counts: dict[int, int] = {}
+            get = vocab.get
+            for gram in _ANALYZERS[analyzer](text, low, high):
+                j = get(gram)
+                if j is not None:
+                    counts[j] = counts.get(j, 0) + 1
+            if not counts:
+                continue
+            idx = np.fromiter(counts, dtype=np.int64, count=len(counts))
+            tf = np.fromiter(
+                (1.0 + math.log(c) for c in counts.values()), dtype=np.float64, count=len(counts)
+            )
+            weights = tf * idf[idx]
+            weights /= math.sqrt(float(weights @ weights))
+            scores += weights @ coef_t[idx + offset]
+        return scores
+
+    def scores(self, texts: Sequence[str]) -> FloatArray:
+        """Linear scores, shape ``(len(texts), n_classes)``."""
+        out = np.empty((len(texts), len(self.intercept)))
+        for i, text in enumerate(texts):
+            out[i] = self.scores_one(text)
+        return out
+
+    def save(self, directory: Path, stem: str) -> None:
+        """Write ``<stem>.npz`` (idf, weights, intercepts) and ``<stem>.json`` (vocabularies)."""
+        arrays: dict[str, Any] = {"coef_t": self.coef_t, "intercept": self.intercept}
+        doc: list[dict[str, Any]] = []
+        for i, (analyzer, ngrams, vocab, idf, _offset) in enumerate(self.blocks):
+            terms = [""] * len(vocab)
+            for term, j in vocab.items():
+                terms[j] = term
+            doc.append({"analyzer": analyzer, "ngram_range": list(ngrams), "terms": terms})
+            arrays[f"idf{i}"] = idf
+        np.savez(directory / f"{stem}.npz", **arrays)
+        (directory / f"{stem}.json").write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
+
+    @classmethod
+    def load(cls, directory: Path, stem: str) -> CompiledTfidf:
+        """Read what :meth:`save` wrote (no pickles)."""
+        doc = json.loads((directory / f"{stem}.json").read_text("utf-8"))
+        with np.load(directory / f"{stem}.npz", allow_pickle=False) as arrays:
+            blocks = [
+                (
+                    str(b["analyzer"]),
+                    (int(b["ngram_range"][0]), int(b["ngram_range"][1])),
+                    {t: j for j, t in enumerate(b["terms"])},
+                    arrays[f"idf{i}"],
+                )
+                for i, b in enumerate(doc)
+            ]
+            return cls(blocks, arrays["coef_t"], arrays["intercept"])
+
+
+# --- the sparse intent model -------------------------------------------------------
+
+
 class SparseIntentClassifier:
     """TF-IDF (word 1-2 grams + char_wb 2-5 grams) and a linear SVM.
 
@@ -80,7 +219,7 @@ class SparseIntentClassifier:
     (1, 2)
     """
 
-    FILE = "sparse_intent.joblib"
+    STEM = "sparse_intent"
 
     def __init__(
         self,
@@ -90,21 +229,21 @@ class SparseIntentClassifier:
         char_ngrams: tuple[int, int] | None = (2, 5),
         char_min_df: int = 2,
         scale: float = 5.0,
+        class_weight: str | None = None,
         **_unused: Any,
     ) -> None:
         self.C = C
-        self.word_ngrams = word_ngrams
-        self.char_ngrams = char_ngrams
+        self.word_ngrams = tuple(word_ngrams)
+        self.char_ngrams = tuple(char_ngrams) if char_ngrams is not None else None
         self.char_min_df = char_min_df
         self.scale = scale
+        self.class_weight = class_weight
         self.classes_: npt.NDArray[Any] = np.array([])
-        self._vectorizers: list[TfidfVectorizer] = []
-        self._coef: FloatArray = np.zeros((0, 0))
-        self._intercept: FloatArray = np.zeros(0)
-        self._coef_t: FloatArray = np.zeros((0, 0))
-        self._fast: list[tuple[Any, dict[str, int], FloatArray, int]] = []
+        self.compiled: CompiledTfidf | None = None
 
     def _make_vectorizers(self, n_texts: int) -> list[TfidfVectorizer]:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         vecs = [TfidfVectorizer(ngram_range=self.word_ngrams, sublinear_tf=True, lowercase=True)]
         if self.char_ngrams is not None:
             # min_df>1 drops typo-specific n-grams; tiny data sets need every n-gram
@@ -121,12 +260,15 @@ class SparseIntentClassifier:
         return vecs
 
     def fit(self, texts: list[str], labels: list[str]) -> Self:
-        """Fit vectorizers and the SVM."""
+        """Fit vectorizers and the SVM (needs scikit-learn), then compile them."""
+        import scipy.sparse as sp
+        from sklearn.svm import LinearSVC
+
         if len(set(labels)) < 2:
             raise ModelError("an intent classifier needs at least two intents")
-        self._vectorizers = self._make_vectorizers(len(texts))
-        matrix = sp.hstack([v.fit_transform(texts) for v in self._vectorizers]).tocsr()
-        svm = LinearSVC(C=self.C)
+        vectorizers = self._make_vectorizers(len(texts))
+        matrix = sp.hstack([v.fit_transform(texts) for v in vectorizers]).tocsr()
+        svm = LinearSVC(C=self.C, class_weight=self.class_weight)
         svm.fit(matrix, labels)
         self.classes_ = np.asarray(svm.classes_)
         coef = np.asarray(svm.coef_, dtype=np.float64)
@@ -135,81 +277,48 @@ class SparseIntentClassifier:
             # binary LinearSVC keeps one row; make it two so scores are per class
             coef = np.vstack([-coef, coef])
             intercept = np.array([-intercept[0], intercept[0]])
-        self._coef = coef
-        self._intercept = intercept
-        self._prepare()
+        self.compiled = CompiledTfidf.from_sklearn(vectorizers, coef, intercept)
         return self
-
-    def _prepare(self) -> None:
-        """Split the weight matrix per vectorizer for the one-message fast path."""
-        self._fast = []
-        offset = 0
-        for vec in self._vectorizers:
-            vocab: dict[str, int] = vec.vocabulary_
-            idf = np.asarray(vec.idf_, dtype=np.float64)
-            self._fast.append((vec.build_analyzer(), vocab, idf, offset))
-            offset += len(vocab)
-        # rows indexed by feature: one message touches a few hundred rows at most
-        self._coef_t = np.ascontiguousarray(self._coef.T)
 
     def decision_function(self, texts: list[str]) -> FloatArray:
         """Raw SVM scores, shape ``(len(texts), len(classes_))``."""
-        if len(texts) == 1:
-            return self._scores_one(texts[0])[None, :]
-        matrix = sp.hstack([v.transform(texts) for v in self._vectorizers]).tocsr()
-        scores = matrix @ self._coef.T + self._intercept
-        return np.asarray(scores, dtype=np.float64)
-
-    def _scores_one(self, text: str) -> FloatArray:
-        scores = self._intercept.copy()
-        for analyzer, vocab, idf, offset in self._fast:
-            counts: dict[int, int] = {}
-            for gram in analyzer(text):
-                j = vocab.get(gram)
-                if j is not None:
-                    counts[j] = counts.get(j, 0) + 1
-            if not counts:
-                continue
-            idx = np.fromiter(counts, dtype=np.int64, count=len(counts))
-            tf = np.fromiter(
-                (1.0 + math.log(c) for c in counts.values()), dtype=np.float64, count=len(counts)
-            )
-            weights = tf * idf[idx]
-            weights /= math.sqrt(float(weights @ weights))
-            scores += weights @ self._coef_t[idx + offset]
-        return scores
+        if self.compiled is None:
+            raise ModelError("the intent classifier is not trained")
+        return self.compiled.scores(texts)
 
     def predict_proba(self, texts: list[str]) -> FloatArray:
         """Softmax of scaled SVM scores (calibrated later by temperature)."""
         return softmax(self.decision_function(texts) * self.scale)
 
-    def save(self, directory: Path) -> None:
-        """Write vectorizers and weights with joblib."""
-        state = {
-            "params": {
-                "C": self.C,
-                "word_ngrams": self.word_ngrams,
-                "char_ngrams": self.char_ngrams,
-                "char_min_df": self.char_min_df,
-                "scale": self.scale,
-            },
-            "classes": self.classes_,
-            "vectorizers": self._vectorizers,
-            "coef": self._coef,
-            "intercept": self._intercept,
+    def _params(self) -> dict[str, Any]:
+        return {
+            "C": self.C,
+            "word_ngrams": list(self.word_ngrams),
+            "char_ngrams": list(self.char_ngrams) if self.char_ngrams else None,
+            "char_min_df": self.char_min_df,
+            "scale": self.scale,
+            "class_weight": self.class_weight,
         }
-        joblib.dump(state, directory / self.FILE)
+
+    def save(self, directory: Path) -> None:
+        """Write the compiled model: ``sparse_intent.{npz,json}`` and ``sparse_model.json``."""
+        if self.compiled is None:
+            raise ModelError("the intent classifier is not trained")
+        self.compiled.save(directory, self.STEM)
+        doc = {"params": self._params(), "classes": [str(c) for c in self.classes_]}
+        (directory / "sparse_model.json").write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
 
     @classmethod
     def load(cls, directory: Path) -> SparseIntentClassifier:
-        """Read a model written by :meth:`save`."""
-        state = joblib.load(directory / cls.FILE)
-        model = cls(**state["params"])
-        model.classes_ = state["classes"]
-        model._vectorizers = state["vectorizers"]
-        model._coef = state["coef"]
-        model._intercept = state["intercept"]
-        model._prepare()
+        """Read a model written by :meth:`save` (numpy only)."""
+        doc = json.loads((directory / "sparse_model.json").read_text("utf-8"))
+        params = dict(doc["params"])
+        params["word_ngrams"] = tuple(params["word_ngrams"])
+        if params.get("char_ngrams") is not None:
+            params["char_ngrams"] = tuple(params["char_ngrams"])
+        model = cls(**params)
+        model.classes_ = np.asarray(doc["classes"], dtype=object)
+        model.compiled = CompiledTfidf.load(directory, cls.STEM)
         return model
 
 

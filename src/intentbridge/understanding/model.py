@@ -12,51 +12,43 @@ A saved model is a directory::
     tagger.crfsuite     the CRF (only when the data has entities)
     intent/0-sparse/    one sub-directory per intent model
 
-Loading runs code from the model files (joblib pickles): load only models you trained.
+Built-in intent models are saved as numpy arrays and JSON, the CRF as a CRFsuite file;
+loading needs neither scikit-learn nor scipy. A model kind registered by a plug-in may
+use pickles: load only models you trust.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import concurrent.futures.process
 import datetime as dt
 import json
-import multiprocessing
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from intentbridge.errors import ModelError
-from intentbridge.types import FALLBACK_INTENT, OUT_OF_SCOPE_INTENT, IntentScore, Interpretation
-from intentbridge.understanding.calibration import (
-    Calibration,
-    FloatArray,
-    IntArray,
-    choose_threshold,
-    choose_weights,
-    fit_temperature,
-)
-from intentbridge.understanding.data import TrainingData
+from intentbridge.types import FALLBACK_INTENT, IntentScore, Interpretation
+from intentbridge.understanding.calibration import Calibration, FloatArray
 from intentbridge.understanding.entities import EntityRecognizer
 from intentbridge.understanding.extractors.base import RuleExtractors
 from intentbridge.understanding.intent import IntentModel
-from intentbridge.understanding.pipeline import get_pipeline, intent_model_class, make_intent_model
+from intentbridge.understanding.pipeline import intent_model_class
 from intentbridge.understanding.tagger import CrfTagger
-from intentbridge.understanding.tokenizer import tokenize
 
-FORMAT_VERSION = 1
-"""Bumped whenever a saved model from an older version cannot be read correctly."""
+if TYPE_CHECKING:
+    from intentbridge.understanding.data import TrainingData
+
+FORMAT_VERSION = 2
+"""Bumped whenever a saved model from an older version cannot be read correctly.
+
+2: the sparse intent model is saved as numpy arrays + JSON (no pickles).
+"""
 
 Progress = Callable[[str, float], None]
 """``progress(stage, fraction_done)``; stages: "intent", "entities", "done"."""
 
 _RANKING_SIZE = 10
-_SMALL_DATA = 3000  # below this, out-of-fold predictions from k folds; above, one split
-_HOLDOUT_FRACTION = 0.15
-_PARALLEL_MIN_EXAMPLES = 2000  # below this, a second process costs more than it saves
 
 
 class NluModel:
@@ -85,7 +77,7 @@ class NluModel:
         self.entities = entities
         self.info: dict[str, Any] = dict(info or {})
         # column maps from each model's own class order to ours
-        self._columns = [_column_map(m.classes_, self.classes) for m in self.intent_models]
+        self._columns = [column_map(m.classes_, self.classes) for m in self.intent_models]
 
     # --- training -----------------------------------------------------------------
 
@@ -102,90 +94,25 @@ class NluModel:
         intent_params: dict[str, dict[str, Any]] | None = None,
         crf_params: dict[str, Any] | None = None,
     ) -> NluModel:
-        """Train a model of the named pipeline on ``data``.
+        """Train a model of the named pipeline on ``data`` (see :mod:`.training`).
 
         ``intent_params`` overrides constructor parameters per intent model kind
         (e.g. ``{"sparse": {"C": 0.5}}``); ``crf_params`` those of the CRF tagger.
+        Training needs scikit-learn and scipy; loading and parsing need neither.
         """
-        started = time.perf_counter()
-        spec = get_pipeline(pipeline)
-        report = progress or (lambda stage, frac: None)
-        if not data.examples:
-            raise ModelError("no training examples")
-        texts = [ex.text for ex in data.examples]
-        labels = [ex.intent for ex in data.examples]
-        classes = sorted(set(labels))
-        params = {
-            k: {**spec.params.get(k, {}), **(intent_params or {}).get(k, {})}
-            for k in spec.intent_models
-        }
+        from intentbridge.understanding.training import train_model
 
-        known_words = {t.text.lower() for text in texts for t in tokenize(text)}
-        rules_config: dict[str, Any] = {
-            "lookup_tables": data.lookup_tables,
-            "synonyms": data.all_synonyms(),
-            "regexes": data.regexes,
-            "fuzzy_threshold": fuzzy_threshold,
-            "known_words": known_words,
-        }
-        rules = RuleExtractors(today=today, **rules_config)
-        # 50 L-BFGS iterations reach all but ~0.3 F1 on SNIPS/ATIS at half the time of
-        # 100; small bot data converges cheaply, so it gets the full 100.
-        crf_params = {
-            "max_iterations": 100 if len(data.examples) < _PARALLEL_MIN_EXAMPLES else 50,
-            **(crf_params or {}),
-        }
-        # The CRF holds the GIL for its whole training run; on large data it trains in
-        # a second process while this one fits the intent models (2 cores, ~2x faster).
-        remote = (
-            _start_entity_training(data, rules_config, crf_params)
-            if data.has_entities and len(data.examples) >= _PARALLEL_MIN_EXAMPLES
-            else None
+        return train_model(
+            cls,
+            data,
+            pipeline,
+            progress,
+            seed=seed,
+            today=today,
+            fuzzy_threshold=fuzzy_threshold,
+            intent_params=intent_params,
+            crf_params=crf_params,
         )
-
-        report("intent", 0.0)
-        if len(classes) >= 2:
-            calibration = _fit_calibration(
-                spec.intent_models, params, texts, labels, classes=classes, seed=seed, report=report
-            )
-            models = [
-                make_intent_model(k, params[k]).fit(texts, labels) for k in spec.intent_models
-            ]
-        else:
-            # one intent: nothing to classify; every message gets it, with confidence 1
-            calibration = Calibration(weights=tuple(1.0 for _ in spec.intent_models))
-            models = [_ConstantIntent(classes[0]) for _ in spec.intent_models]
-        report("intent", 1.0)
-
-        report("entities", 0.0)
-        entities = _finish_entity_training(remote, rules) if remote is not None else None
-        if entities is None:
-            entities = EntityRecognizer.train(
-                data,
-                rules=rules,
-                crf_params=crf_params,
-                progress=lambda done, total: report("entities", done / max(total, 1)),
-            )
-        report("entities", 1.0)
-        info = {
-            "training_seconds": round(time.perf_counter() - started, 3),
-            "n_examples": len(data.examples),
-            "entity_labels": sorted({sp.label for ex in data.examples for sp in ex.entities}),
-            "fuzzy_threshold": fuzzy_threshold,
-            "seed": seed,
-            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        }
-        model = cls(
-            pipeline=pipeline,
-            kinds=spec.intent_models,
-            intent_models=models,
-            classes=classes,
-            calibration=calibration,
-            entities=entities,
-            info=info,
-        )
-        report("done", 1.0)
-        return model
 
     # --- parsing ------------------------------------------------------------------
 
@@ -220,7 +147,8 @@ class NluModel:
             text=text,
             intent=intent,
             confidence=best.confidence,
-            entities=self.entities.extract(text),
+            # the top intent even below the threshold: the tagger's best guess of context
+            entities=self.entities.extract(text, best.name),
             ranking=ranking,
         )
 
@@ -301,8 +229,8 @@ class NluModel:
             models: list[IntentModel] = []
             for i, kind in enumerate(kinds):
                 sub = root / "intent" / f"{i}-{kind}"
-                if (sub / _ConstantIntent.FILE).is_file():
-                    models.append(_ConstantIntent.load(sub))
+                if (sub / ConstantIntent.FILE).is_file():
+                    models.append(ConstantIntent.load(sub))
                 else:
                     models.append(intent_model_class(kind).load(sub))
             tagger = CrfTagger.load(root / "tagger.crfsuite") if meta.get("has_tagger") else None
@@ -320,13 +248,7 @@ class NluModel:
                 fuzzy_threshold=float(rules_doc["fuzzy_threshold"]),
                 known_words=rules_doc["known_words"],
             )
-            entities = EntityRecognizer(
-                rules,
-                tagger,
-                entity_kinds=rules_doc["entity_kinds"],
-                emit=rules_doc["emit"],
-                role_entities=rules_doc["role_entities"],
-            )
+            entities = EntityRecognizer.from_config(rules, tagger, rules_doc)
             info = {k: v for k, v in meta.items() if k not in _META_STRUCTURE}
             return cls(
                 pipeline=str(meta["pipeline"]),
@@ -348,127 +270,12 @@ _META_STRUCTURE = frozenset(
 )
 
 
-def _column_map(model_classes: Any, classes: Any) -> list[int]:
+def column_map(model_classes: Any, classes: Any) -> list[int]:
     index = {str(c): i for i, c in enumerate(classes)}
     return [index[str(c)] for c in model_classes]
 
 
-def _fit_calibration(
-    kinds: Sequence[str],
-    params: dict[str, dict[str, Any]],
-    texts: list[str],
-    labels: list[str],
-    *,
-    classes: list[str],
-    seed: int,
-    report: Progress,
-) -> Calibration:
-    """Weights, temperature and threshold from out-of-fold predictions."""
-    folds = _folds(labels, seed)
-    index = {c: i for i, c in enumerate(classes)}
-    gold_all = np.array([index[y] for y in labels], dtype=np.int64)
-    probs_per_kind: list[FloatArray] = [np.zeros((len(texts), len(classes))) for _ in kinds]
-    covered = np.zeros(len(texts), dtype=bool)
-    steps = len(folds) * len(kinds)
-    done = 0
-    for held in folds:
-        train_mask = np.ones(len(texts), dtype=bool)
-        train_mask[held] = False
-        tr_labels = [labels[i] for i in np.flatnonzero(train_mask)]
-        if len(set(tr_labels)) < 2:
-            continue
-        tr_texts = [texts[i] for i in np.flatnonzero(train_mask)]
-        held_texts = [texts[i] for i in held]
-        for k, kind in enumerate(kinds):
-            model = make_intent_model(kind, params[kind]).fit(tr_texts, tr_labels)
-            cols = _column_map(model.classes_, classes)
-            probs_per_kind[k][np.ix_(held, cols)] = model.predict_proba(held_texts)
-            done += 1
-            report("intent", 0.5 * done / steps)
-        covered[held] = True
-    if not covered.any():
-        return Calibration(weights=tuple(1.0 for _ in kinds))
-    sel = np.flatnonzero(covered)
-    probs = [p[sel] for p in probs_per_kind]
-    gold: IntArray = gold_all[sel]
-    weights = choose_weights(probs, gold)
-    mixed = Calibration(weights=weights).apply(probs)
-    temperature = fit_temperature(mixed, gold)
-    calibrated = Calibration(weights=weights, temperature=temperature).apply(probs)
-    oos = index.get(OUT_OF_SCOPE_INTENT)
-    threshold = choose_threshold(calibrated, gold, oos_index=oos)
-    return Calibration(weights=weights, temperature=temperature, threshold=threshold)
-
-
-def _folds(labels: list[str], seed: int) -> list[list[int]]:
-    """Stratified held-out index sets: k folds on small data, one split on large."""
-    rng = np.random.default_rng(seed)
-    by_class: dict[str, list[int]] = {}
-    for i, y in enumerate(labels):
-        by_class.setdefault(y, []).append(i)
-    if len(labels) >= _SMALL_DATA:
-        held: list[int] = []
-        for idx in by_class.values():
-            perm = rng.permutation(idx)
-            held.extend(int(i) for i in perm[: round(len(idx) * _HOLDOUT_FRACTION)])
-        return [sorted(held)]
-    k = 5
-    folds: list[list[int]] = [[] for _ in range(k)]
-    offset = 0
-    for idx in by_class.values():
-        perm = rng.permutation(idx)
-        for j, i in enumerate(perm):
-            folds[(offset + j) % k].append(int(i))
-        offset += len(idx)  # rotate so small classes do not all land in fold 0
-    return [sorted(f) for f in folds if f]
-
-
-def _train_entities_in_child(
-    data: TrainingData, rules_config: dict[str, Any], crf_params: dict[str, Any] | None
-) -> tuple[bytes | None, dict[str, Any], dict[str, Any]]:
-    """Child-process entry point: returns what the parent needs to rebuild the result."""
-    rules = RuleExtractors(**rules_config)
-    recognizer = EntityRecognizer.train(data, rules=rules, crf_params=crf_params)
-    tagger = recognizer.tagger
-    if tagger is None:
-        return None, {}, recognizer.config()
-    return tagger.model_bytes, tagger.params(), recognizer.config()
-
-
-_Remote = tuple[concurrent.futures.ProcessPoolExecutor, "concurrent.futures.Future[Any]"]
-
-
-def _start_entity_training(
-    data: TrainingData, rules_config: dict[str, Any], crf_params: dict[str, Any] | None
-) -> _Remote | None:
-    try:
-        pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn")
-        )
-        return pool, pool.submit(_train_entities_in_child, data, rules_config, crf_params)
-    except (OSError, RuntimeError):
-        return None  # no subprocesses here (sandbox, frozen app): train in-process
-
-
-def _finish_entity_training(remote: _Remote, rules: RuleExtractors) -> EntityRecognizer | None:
-    pool, future = remote
-    try:
-        model_bytes, tagger_params, config = future.result()
-    except (OSError, RuntimeError, concurrent.futures.process.BrokenProcessPool):
-        return None
-    finally:
-        pool.shutdown()
-    tagger = CrfTagger.from_bytes(model_bytes, **tagger_params) if model_bytes else None
-    return EntityRecognizer(
-        rules,
-        tagger,
-        entity_kinds=config["entity_kinds"],
-        emit=config["emit"],
-        role_entities=config["role_entities"],
-    )
-
-
-class _ConstantIntent:
+class ConstantIntent:
     """The intent "model" of single-intent data: always that intent."""
 
     FILE = "constant_intent.json"
@@ -476,7 +283,7 @@ class _ConstantIntent:
     def __init__(self, intent: str) -> None:
         self.classes_ = np.array([intent], dtype=object)
 
-    def fit(self, texts: list[str], labels: list[str]) -> _ConstantIntent:
+    def fit(self, texts: list[str], labels: list[str]) -> ConstantIntent:
         return self
 
     def predict_proba(self, texts: list[str]) -> FloatArray:
@@ -488,5 +295,5 @@ class _ConstantIntent:
         )
 
     @classmethod
-    def load(cls, directory: Path) -> _ConstantIntent:
+    def load(cls, directory: Path) -> ConstantIntent:
         return cls(json.loads((directory / cls.FILE).read_text(encoding="utf-8"))["intent"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,16 +45,29 @@ def _shape(word: str) -> str:
     return "".join(out)
 
 
-def token_features(tokens: Sequence[Token], rule_tags: Sequence[Sequence[str]]) -> list[list[str]]:
+def token_features(
+    tokens: Sequence[Token],
+    rule_tags: Sequence[Sequence[str]],
+    *,
+    intent: str | None = None,
+    clusters: Mapping[str, Sequence[str]] | None = None,
+) -> list[list[str]]:
     """CRFsuite feature strings for each token.
 
     ``rule_tags[i]`` holds the rule kinds matching token ``i`` (with a ``B:`` prefix on
-    the first token of a match), e.g. ``["B:money"]``.
+    the first token of a match), e.g. ``["B:money"]``. ``intent`` (the gold intent in
+    training, the predicted one when parsing) is a feature of every token: SNIPS's
+    ``object_name`` and ``playlist`` look alike but belong to different intents.
+    ``clusters`` maps words to cluster ids (:mod:`.clusters`), coarse to fine.
     """
     words = [t.text.lower() for t in tokens]
     shapes = [_shape(t.text) for t in tokens]
+    cids: list[Sequence[str]] = (
+        [clusters.get(w, ()) for w in words] if clusters else [() for _ in words]
+    )
     feats: list[list[str]] = []
     n = len(tokens)
+    intent_f = "intent=" + intent if intent else None
     for i, tok in enumerate(tokens):
         w = words[i]
         f = [
@@ -62,27 +75,39 @@ def token_features(tokens: Sequence[Token], rule_tags: Sequence[Sequence[str]]) 
             "w=" + w,
             "p2=" + w[:2],
             "p3=" + w[:3],
+            "p4=" + w[:4],
             "s2=" + w[-2:],
             "s3=" + w[-3:],
+            "s4=" + w[-4:],
             "sh=" + shapes[i],
         ]
+        if intent_f is not None:
+            f.append(intent_f)
         if tok.text[:1].isupper():
             f.append("cap")
         if w.isdigit():
             f.append("digit")
             f.append(f"len={min(len(w), 5)}")
+        for level, cid in enumerate(cids[i]):
+            f.append(f"c{level}={cid}")
         for off in (-2, -1, 1, 2):
             j = i + off
             if 0 <= j < n:
                 f.append(f"w[{off}]={words[j]}")
                 if off in (-1, 1):
                     f.append(f"sh[{off}]={shapes[j]}")
+                    for level, cid in enumerate(cids[j]):
+                        f.append(f"c{level}[{off}]={cid}")
             else:
                 f.append(f"w[{off}]=<{'s' if j < 0 else '/s'}>")
         if i > 0:
             f.append(f"w[-1:0]={words[i - 1]}|{w}")
+            if i > 1:
+                f.append(f"w[-2:-1]={words[i - 2]}|{words[i - 1]}")
         if i + 1 < n:
             f.append(f"w[0:1]={w}|{words[i + 1]}")
+            if i + 2 < n:
+                f.append(f"w[1:2]={words[i + 1]}|{words[i + 2]}")
         for tag in rule_tags[i]:
             f.append("rule=" + tag)
         for off in (-1, 1):

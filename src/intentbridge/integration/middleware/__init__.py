@@ -11,8 +11,11 @@ object with ``async __call__``. Settings go in ``__init__``. Write your own::
     Integrations.from_config(config, middleware=[deny_at_night])
 """
 
+from intentbridge.integration.middleware.breaker import BreakerMiddleware
+from intentbridge.integration.middleware.bulkhead import BulkheadDecision, BulkheadMiddleware
 from intentbridge.integration.middleware.chain import compose
 from intentbridge.integration.middleware.observer import ObserverMiddleware
+from intentbridge.integration.middleware.rate_limit import RateLimitMiddleware
 from intentbridge.integration.middleware.retry import (
     RetryDecision,
     RetryMiddleware,
@@ -23,7 +26,11 @@ from intentbridge.integration.middleware.retry import (
 from intentbridge.integration.middleware.timeout import TimeoutMiddleware
 
 __all__ = [
+    "BreakerMiddleware",
+    "BulkheadDecision",
+    "BulkheadMiddleware",
     "ObserverMiddleware",
+    "RateLimitMiddleware",
     "RetryDecision",
     "RetryMiddleware",
     "TimeoutMiddleware",
