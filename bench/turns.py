@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import shutil
 import socket
@@ -149,7 +150,10 @@ def wrk(
 async def middleware_overhead(bank_url: str, n: int) -> dict[str, float]:
     """p50 of Integrations.execute minus p50 of the same GET with a raw httpx client."""
     from intentbridge.integration import Integrations
+    from intentbridge.observability.logging import configure_logging
     from intentbridge.project import load_project
+
+    configure_logging(level=logging.WARNING)  # as the served bot runs in the benchmark
 
     project = load_project(BANKING, env={**os.environ, "COREBANK_URL": bank_url})
     async with httpx.AsyncClient() as plain:
