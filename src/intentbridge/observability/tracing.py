@@ -38,23 +38,19 @@ import os
 import sys
 from collections.abc import Iterator, MutableMapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    ConsoleSpanExporter,
-    SimpleSpanProcessor,
-    SpanExporter,
-)
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 from opentelemetry.util.types import Attributes
 
 from intentbridge.errors import ConfigError, MissingExtraError
+
+if TYPE_CHECKING:  # the SDK costs ~0.2 s to import: only when tracing is switched on
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 __all__ = [
     "EXPORTERS",
@@ -119,6 +115,8 @@ def configure_tracing(
         if span_exporter is None:
             span_exporter = _exporter_named(exporter)
         if span_exporter is not None:
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
             owned = _sdk_provider(service_name)
             owned.add_span_processor(BatchSpanProcessor(span_exporter))
             chosen_provider = owned
@@ -156,6 +154,8 @@ def _exporter_named(name: str | None) -> SpanExporter | None:
     if chosen == "none":
         return None
     if chosen == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
         # stdout as it is now (the exporter's default is bound when OTel is imported)
         return ConsoleSpanExporter(out=sys.stdout)
     if chosen == "otlp":
@@ -173,6 +173,9 @@ def _exporter_named(name: str | None) -> SpanExporter | None:
 
 
 def _sdk_provider(service_name: str | None) -> TracerProvider:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
     name = service_name or os.environ.get("OTEL_SERVICE_NAME") or SERVICE_NAME
     # shutdown_on_exit: spans still in the batch queue are flushed when the process ends.
     return TracerProvider(resource=Resource.create({"service.name": name}))
@@ -187,6 +190,9 @@ def capture_spans() -> Iterator[InMemorySpanExporter]:
     >>> [s.name for s in spans.get_finished_spans()]
     ['intentbridge.understanding', 'GET check_balance', 'intentbridge.dialogue', ...]
     """
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
     saved = (_state.tracer, _state.provider, _state.configured)
     exporter = InMemorySpanExporter()
     provider = _sdk_provider(None)
