@@ -101,6 +101,7 @@ def run_worker(dataset: str, pipeline: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         model.save(Path(tmp) / "model")
         size = sum(f.stat().st_size for f in (Path(tmp) / "model").rglob("*") if f.is_file())
+        ready_seconds = _ready_seconds(Path(tmp) / "model") if pipeline != "baseline" else 0.0
         if pipeline != "baseline":
             load_start = time.perf_counter()
             model = NluModel.load(Path(tmp) / "model")
@@ -116,12 +117,34 @@ def run_worker(dataset: str, pipeline: str) -> dict[str, Any]:
         "train_seconds": train_seconds,
         "train_cpu_seconds": train_cpu_seconds,
         "load_seconds": load_seconds,
+        "ready_seconds": ready_seconds,
         "load_average": os.getloadavg()[0],
         "model_bytes": size,
         # ru_maxrss is KiB on Linux
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         **metrics,
     }
+
+
+_READY = """
+import sys, time
+t = time.perf_counter()
+from intentbridge.understanding.model import NluModel
+NluModel.load(sys.argv[1]).parse("hello there")
+print(time.perf_counter() - t)
+"""
+
+
+def _ready_seconds(model_dir: Path) -> float:
+    """A fresh process: import, load the model, parse one message (the bot's start-up)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _READY, str(model_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    return float(proc.stdout.strip().splitlines()[-1])
 
 
 def _cpu_seconds() -> float:
@@ -164,14 +187,14 @@ def fmt_pct(row: dict[str, Any], key: str) -> str:
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| data set | pipeline | intent acc | macro F1 | entity F1 | frame acc | in-scope acc "
-        "| OOS recall | train s | train CPU s | load s | parse p50 ms | parse p95 ms "
+        "| OOS recall | train s | train CPU s | load s | ready s | parse p50 ms | parse p95 ms "
         "| model MB | peak RSS MB | load avg |"
     )
-    lines = [head, "|" + " --- |" * 16]
+    lines = [head, "|" + " --- |" * 17]
     for r in rows:
         if "skipped" in r or "error" in r:
             note = r.get("skipped") or f"error: {r.get('error')}"
-            lines.append(f"| {r['dataset']} | {r['pipeline']} | {note} |" + " |" * 13)
+            lines.append(f"| {r['dataset']} | {r['pipeline']} | {note} |" + " |" * 14)
             continue
         has_entities = r.get("entity_recall", 0) > 0 or r["pipeline"] != "baseline"
         lines.append(
@@ -181,6 +204,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {fmt_pct(r, 'frame_accuracy')} | {fmt_pct(r, 'in_scope_accuracy')} "
             f"| {fmt_pct(r, 'oos_recall')} | {r['train_seconds']:.1f} "
             f"| {r.get('train_cpu_seconds', 0):.1f} | {r.get('load_seconds', 0):.2f} "
+            f"| {r.get('ready_seconds', 0):.2f} "
             f"| {r['latency_ms']['p50']:.2f} | {r['latency_ms']['p95']:.2f} "
             f"| {r['model_bytes'] / 1e6:.1f} | {r['peak_rss_mb']:.0f} "
             f"| {r.get('load_average', 0):.1f} |"

@@ -40,6 +40,15 @@ CLI = str(Path(PY).with_name("intentbridge"))
 CUSTOMERS = 50
 CLIENT = ("intentbridge-demo", "demo-secret")
 
+WRK_DONE = """
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %f %f %f %f %d %d\\n", latency:percentile(50),
+    latency:percentile(95), latency:percentile(99), summary.requests / (summary.duration / 1e6),
+    summary.errors.status + summary.errors.connect + summary.errors.read +
+    summary.errors.write + summary.errors.timeout, summary.requests))
+end
+"""
+
 WRK_SCRIPT = (
     """
 counter = 0
@@ -50,24 +59,10 @@ request = function()
   return wrk.format("POST", "/webhooks/rest/webhook", {["Content-Type"] = "application/json"}, body)
 end
 """
-    + """
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %f %f %f %f %d %d\\n", latency:percentile(50),
-    latency:percentile(95), latency:percentile(99), summary.requests / (summary.duration / 1e6),
-    summary.errors.status + summary.errors.connect + summary.errors.read +
-    summary.errors.write + summary.errors.timeout, summary.requests))
-end
-"""
+    + WRK_DONE
 )
 
-WRK_GET_SCRIPT = """
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %f %f %f %f %d %d\\n", latency:percentile(50),
-    latency:percentile(95), latency:percentile(99), summary.requests / (summary.duration / 1e6),
-    summary.errors.status + summary.errors.connect + summary.errors.read +
-    summary.errors.write + summary.errors.timeout, summary.requests))
-end
-"""
+WRK_GET_SCRIPT = WRK_DONE
 
 
 def free_port() -> int:

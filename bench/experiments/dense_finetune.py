@@ -10,6 +10,7 @@ e.g. dense_finetune.py banking77 epochs=3 learning_rate=1e-4 tag=e3
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import time
@@ -27,7 +28,7 @@ def ece(proba: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
     conf = proba.max(1)
     edges = np.linspace(0, 1, bins + 1)
     total = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         m = (conf > lo) & (conf <= hi)
         if m.any():
             total += m.mean() * abs(conf[m].mean() - correct[m].mean())
@@ -63,7 +64,9 @@ def main() -> None:
     gold = np.array(yv)
     known = np.isin(gold, clf.classes_)
     correct = clf.classes_[proba.argmax(1)] == gold
-    gold_idx = np.array([np.searchsorted(clf.classes_, g) if k else 0 for g, k in zip(gold, known)])
+    gold_idx = np.array(
+        [np.searchsorted(clf.classes_, g) if k else 0 for g, k in zip(gold, known, strict=True)]
+    )
     out = {
         "set": name,
         "tag": tag,

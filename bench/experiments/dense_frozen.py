@@ -83,7 +83,7 @@ def main(sets: list[str]) -> None:
             report(name, f"(a) frozen+LR C={c}", m.classes_, p, yv, secs)
             a = acc(m.classes_, p, yv)
             if a > best_a:
-                best_c, best_a, dense_p, dense_m = c, a, p, m
+                best_c, best_a, dense_p = c, a, p
         # (b) TF-IDF LR alone
         t0 = time.perf_counter()
         vec = tfidf().fit(xt)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,21 +10,10 @@ from bankclient import Bank
 from corebank.app import create_app as create_bank
 
 from intentbridge.project import BotProject, load_project
-from intentbridge.project.model import train_project
 from intentbridge.testing import LoopbackServer
 from intentbridge.testing.bot import BotClient, serve_bot
 
 BANK_DIR = Path(__file__).resolve().parents[2] / "examples" / "banking"
-
-
-@pytest.fixture(scope="session")
-def project_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the banking bot project with its NLU trained once for the session."""
-    target = tmp_path_factory.mktemp("banking")
-    shutil.copy(BANK_DIR / "bot.yaml", target / "bot.yaml")
-    shutil.copytree(BANK_DIR / "data", target / "data")
-    train_project(load_project(target, env={"COREBANK_URL": "http://127.0.0.1:1"}))
-    return target
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ reached the backend (``traceparent``, and the bearer token a leak check looks fo
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from intentbridge.observability.logging import configure_logging
 from intentbridge.observability.tracing import capture_spans
 from intentbridge.project import BotProject, load_project
-from intentbridge.project.model import train_project
 from intentbridge.testing import LoopbackServer
 from intentbridge.testing.bot import BotClient, serve_bot
 
@@ -54,16 +52,6 @@ class RecordingApp:
     def api_requests(self) -> list[Seen]:
         """Requests other than the OAuth token request."""
         return [s for s in self.seen if s.path != "/oauth/token"]
-
-
-@pytest.fixture(scope="module")
-def project_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the banking bot project with its NLU trained once for the module."""
-    target = tmp_path_factory.mktemp("banking")
-    shutil.copy(BANK_DIR / "bot.yaml", target / "bot.yaml")
-    shutil.copytree(BANK_DIR / "data", target / "data")
-    train_project(load_project(target, env={"COREBANK_URL": "http://127.0.0.1:1"}))
-    return target
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,7 @@ from intentbridge.understanding.encoders import (
     SentenceEncoder,
     find_embeddings_dir,
     fine_tune_classifier,
+    shared_encoder,
     verify_embeddings_dir,
 )
 
@@ -128,13 +129,16 @@ class DenseIntentClassifier:
         index = {c: i for i, c in enumerate(self.classes_.tolist())}
         y = np.array([index[label] for label in labels], dtype=np.int64)
         p = self.params
-        encoder = SentenceEncoder(
-            self.encoder_path, max_length=int(p["max_length"]), num_threads=p["num_threads"]
-        )
-        self._encoder = encoder
         if p["method"] == "finetune" and len(self.classes_) > 1:
+            # A private copy: fine-tuning changes its weights in place.
+            encoder = SentenceEncoder(
+                self.encoder_path, max_length=int(p["max_length"]), num_threads=p["num_threads"]
+            )
+            self._encoder = encoder
             self._fit_finetune(encoder, texts, y)
         else:
+            encoder = shared_encoder(self.encoder_path, max_length=int(p["max_length"]))
+            self._encoder = encoder
             self._fit_frozen(encoder, texts, y)
         self.fit_info["seconds"] = time.perf_counter() - started
         return self
@@ -287,12 +291,15 @@ class DenseIntentClassifier:
 
             trained = load_file(str(directory / _ENCODER_FILE))
             weights = {k: torch.from_numpy(v.astype(np.float32)) for k, v in trained.items()}
-        encoder = SentenceEncoder(
-            base_dir,
-            weights=weights,
-            max_length=int(model.params["max_length"]),
-            num_threads=model.params["num_threads"],
-        )
+        if weights is None:
+            encoder = shared_encoder(base_dir, max_length=int(model.params["max_length"]))
+        else:
+            encoder = SentenceEncoder(
+                base_dir,
+                weights=weights,
+                max_length=int(model.params["max_length"]),
+                num_threads=model.params["num_threads"],
+            )
         if encoder.sha256 != sha:  # pragma: no cover - same folder, same process
             raise ModelError("base encoder changed while loading")
         head = load_file(str(directory / _HEAD_FILE))

@@ -23,6 +23,7 @@ import sys
 import sysconfig
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,11 +41,15 @@ __all__ = [
     "EMBEDDINGS_ENV",
     "MODEL_FILE",
     "MODEL_SHA256",
+    "THREADS_ENV",
     "FineTuneConfig",
     "SentenceEncoder",
+    "auto_threads",
+    "cap_threads",
     "file_sha256",
     "find_embeddings_dir",
     "fine_tune_classifier",
+    "shared_encoder",
     "verify_embeddings_dir",
 ]
 
@@ -62,6 +67,8 @@ _FEATURE = "the accurate pipeline"
 _EXTRA = "embeddings"
 #: Two cores on the reference machine; more threads than cores only adds contention.
 _DEFAULT_THREADS = 2
+#: Environment variable that fixes the number of torch threads.
+THREADS_ENV = "INTENTBRIDGE_TORCH_THREADS"
 #: Intent utterances are short; 64 word pieces cover all but a handful of them.
 DEFAULT_MAX_LENGTH = 64
 
@@ -191,13 +198,33 @@ def _import_transformers() -> Any:
     return transformers
 
 
-def cap_threads(num_threads: int | None = None) -> None:
-    """Cap torch's intra-op threads (default 2, or ``$INTENTBRIDGE_TORCH_THREADS``)."""
+def auto_threads() -> int:
+    """Threads for torch: ``$INTENTBRIDGE_TORCH_THREADS``, else the idle cores, 1 to 2.
+
+    A torch parallel region waits for all its threads. When the other core is busy
+    with another process, every region waits for a time slice: we measured a training
+    step 5x slower with 2 threads than with 1 on a loaded 2-core machine. So we only
+    use a second thread when the load average says a core is free.
+    """
+    env = os.environ.get(THREADS_ENV)
+    cpus = os.cpu_count() or 1
+    if env:
+        return max(1, min(int(env), cpus))
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        busy = 0.0
+    idle = int(cpus - busy + 0.5)
+    return max(1, min(_DEFAULT_THREADS, idle))
+
+
+def cap_threads(num_threads: int | None = None) -> int:
+    """Set torch's intra-op threads to ``num_threads`` or :func:`auto_threads`."""
     torch = _import_torch()
-    wanted = num_threads or int(os.environ.get("INTENTBRIDGE_TORCH_THREADS", _DEFAULT_THREADS))
-    wanted = max(1, min(wanted, os.cpu_count() or 1))
+    wanted = max(1, min(num_threads or auto_threads(), os.cpu_count() or 1))
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
+    return wanted
 
 
 class SentenceEncoder:
@@ -209,7 +236,9 @@ class SentenceEncoder:
         weights: a partial state dict (tensors) loaded over the base weights, e.g. the
             fine-tuned top layers; the base file is still verified first.
         max_length: word pieces kept per text.
-        num_threads: torch intra-op threads (default 2).
+        num_threads: torch intra-op threads (default :func:`auto_threads`).
+        memo_size: remember this many text embeddings (0: none). Only for an encoder
+            whose weights never change, such as :func:`shared_encoder`.
     """
 
     def __init__(
@@ -219,20 +248,35 @@ class SentenceEncoder:
         weights: dict[str, Any] | None = None,
         max_length: int = DEFAULT_MAX_LENGTH,
         num_threads: int | None = None,
+        memo_size: int = 0,
     ) -> None:
         self.path = find_embeddings_dir(path)
+        # Text -> embedding, least recently stored first; only for frozen weights.
+        self._memo: OrderedDict[str, npt.NDArray[np.float32]] | None = (
+            OrderedDict() if memo_size > 0 else None
+        )
+        self._memo_size = memo_size
+        self._memo_lock = threading.Lock()
         self.sha256 = verify_embeddings_dir(self.path)
         self.max_length = max_length
-        self._num_threads = num_threads
         torch = _import_torch()
         transformers = _import_transformers()
-        cap_threads(num_threads)
-        self.tokenizer: Any = transformers.AutoTokenizer.from_pretrained(
-            str(self.path), local_files_only=True
-        )
-        self.model: Any = transformers.AutoModel.from_pretrained(
-            str(self.path), local_files_only=True
-        )
+        # Decided once, so that calls do not flip the thread pool back and forth.
+        self._num_threads = cap_threads(num_threads)
+        hf_logging = transformers.utils.logging
+        bar_was_on = hf_logging.is_progress_bar_enabled()
+        # A "Loading weights" bar on every load is noise in a server's logs.
+        hf_logging.disable_progress_bar()
+        try:
+            self.tokenizer: Any = transformers.AutoTokenizer.from_pretrained(
+                str(self.path), local_files_only=True
+            )
+            self.model: Any = transformers.AutoModel.from_pretrained(
+                str(self.path), local_files_only=True
+            )
+        finally:
+            if bar_was_on:
+                hf_logging.enable_progress_bar()
         if weights is not None:
             # A partial state dict: the fine-tuned layers over the verified base.
             result = self.model.load_state_dict(weights, strict=False)
@@ -319,20 +363,63 @@ class SentenceEncoder:
 
     def encode(self, texts: list[str], batch_size: int = 64) -> npt.NDArray[np.float32]:
         """Return a ``(len(texts), 384)`` float32 array of unit-length embeddings."""
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        memo = self._memo
+        todo = list(range(len(texts)))
+        if memo is not None:
+            with self._memo_lock:
+                todo = []
+                for i, text in enumerate(texts):
+                    hit = memo.get(text)
+                    if hit is None:
+                        todo.append(i)
+                    else:
+                        out[i] = hit
+        if not todo:
+            return out
         torch = self._torch
         cap_threads(self._num_threads)
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
         # Sorting by length keeps padding small inside each batch; order is restored.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        todo.sort(key=lambda i: len(texts[i]))
         self.model.eval()
         with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                idx = order[start : start + batch_size]
+            for start in range(0, len(todo), batch_size):
+                idx = todo[start : start + batch_size]
                 emb = self.embed_batch(self.tokenize([texts[i] for i in idx]))
                 out[idx] = emb.float().numpy()
+        if memo is not None:
+            with self._memo_lock:
+                for i in todo:
+                    memo[texts[i]] = out[i].copy()
+                    memo.move_to_end(texts[i])
+                while len(memo) > self._memo_size:
+                    memo.popitem(last=False)
         return out
+
+
+_shared: dict[tuple[str, int], SentenceEncoder] = {}
+_shared_lock = threading.Lock()
+#: Embeddings remembered by the shared frozen encoder (~1.5 KB each).
+SHARED_MEMO_SIZE = 100_000
+
+
+def shared_encoder(
+    path: str | os.PathLike[str] | None = None, *, max_length: int = DEFAULT_MAX_LENGTH
+) -> SentenceEncoder:
+    """The process-wide frozen encoder for ``path`` (created on first use).
+
+    Frozen-head models share it, so several loaded models hold one copy of the
+    weights, and texts encoded once (e.g. the training set, when a pipeline fits on
+    a fold and then on everything) are not encoded again. Never fine-tune it.
+    """
+    directory = find_embeddings_dir(path)
+    key = (str(directory.resolve()), max_length)
+    with _shared_lock:
+        encoder = _shared.get(key)
+        if encoder is None:
+            encoder = SentenceEncoder(directory, max_length=max_length, memo_size=SHARED_MEMO_SIZE)
+            _shared[key] = encoder
+    return encoder
 
 
 @dataclass

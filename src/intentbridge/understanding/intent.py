@@ -159,11 +159,10 @@ class CompiledTfidf:
                     counts[j] = counts.get(j, 0) + 1
             if not counts:
                 continue
-            idx = np.fromiter(counts, dtype=np.int64, count=len(counts))
-            tf = np.fromiter(
-                (1.0 + math.log(c) for c in counts.values()), dtype=np.float64, count=len(counts)
-            )
-            weights = tf * idf[idx]
+            n = len(counts)
+            idx = np.fromiter(counts, dtype=np.int64, count=n)
+            tf = np.fromiter(counts.values(), dtype=np.float64, count=n)
+            weights = (np.log(tf) + 1.0) * idf[idx]  # sublinear tf times idf
             weights /= math.sqrt(float(weights @ weights))
             scores += weights @ coef_t[idx + offset]
         return scores

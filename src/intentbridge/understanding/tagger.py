@@ -230,13 +230,29 @@ class CrfTagger:
         self._tagger = tagger
 
     def tag(self, features: list[list[str]]) -> tuple[list[str], list[float]]:
-        """The best label sequence and each label's marginal probability."""
+        """The best label sequence and, per token, its span's confidence.
+
+        A span's confidence is the marginal probability of its first token's label;
+        tokens labelled ``O`` get 1.0 (nothing reads their confidence).
+        """
         if self._tagger is None:
             raise ModelError("the tagger is not trained")
         if not features:
             return [], []
-        labels: list[str] = self._tagger.tag(features)
-        probs = [self._tagger.marginal(y, i) for i, y in enumerate(labels)]
+        tagger = self._tagger
+        labels: list[str] = tagger.tag(features)
+        # CRFsuite recomputes forward-backward for every marginal (~0.05 ms with ATIS's
+        # 121 labels), so one per span: its first token's, shared by the rest
+        probs: list[float] = []
+        previous = _OUTSIDE
+        for i, y in enumerate(labels):
+            if y == _OUTSIDE:
+                probs.append(1.0)
+            elif y.startswith("B-") or y[2:] != previous[2:] or previous == _OUTSIDE:
+                probs.append(tagger.marginal(y, i))
+            else:
+                probs.append(probs[-1])
+            previous = y
         return labels, probs
 
     def params(self) -> dict[str, object]:
