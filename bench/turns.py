@@ -149,6 +149,7 @@ async def middleware_overhead(bank_url: str, n: int) -> dict[str, float]:
     from intentbridge.project import load_project
 
     configure_logging(level=logging.WARNING)  # as the served bot runs in the benchmark
+    os.environ["INTENTBRIDGE_RATE_LIMITS"] = "off"  # the demo's bank quota would pace us
 
     project = load_project(BANKING, env={**os.environ, "COREBANK_URL": bank_url})
     async with httpx.AsyncClient() as plain:
