@@ -221,7 +221,7 @@ def auto_threads() -> int:
 def cap_threads(num_threads: int | None = None) -> int:
     """Set torch's intra-op threads to ``num_threads`` or :func:`auto_threads`."""
     torch = _import_torch()
-    wanted = max(1, min(num_threads or auto_threads(), os.cpu_count() or 1))
+    wanted = max(1, min(int(num_threads or auto_threads()), os.cpu_count() or 1))
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
     return wanted
