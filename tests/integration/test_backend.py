@@ -227,3 +227,32 @@ async def test_one_pooled_client_is_reused(client: BackendClient) -> None:
     first = client.http
     await asyncio.gather(*(client.send(call("/status/200")) for _ in range(10)))
     assert client.http is first
+
+
+async def test_cookies_from_one_users_call_never_reach_another_users_call() -> None:
+    """One pooled client serves every user, so it must not keep cookies."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from intentbridge.project.schema import Backend
+    from intentbridge.testing import LoopbackServer
+
+    seen: list[str | None] = []
+
+    async def who(request: Request) -> JSONResponse:
+        seen.append(request.headers.get("cookie"))
+        response = JSONResponse({"ok": "yes"})
+        response.set_cookie("session", "alice-session")
+        return response
+
+    async with LoopbackServer(Starlette(routes=[Route("/who", who)])) as url:
+        client = BackendClient("api", Backend(base_url=url))
+        try:
+            for user in ("alice", "bob"):
+                call = Call(backend="api", operation="who", method="GET", path="/who", user_id=user)
+                assert (await client.send(call)).ok
+        finally:
+            await client.aclose()
+    assert seen == [None, None]

@@ -28,6 +28,7 @@ import functools
 import ssl
 import time
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -168,6 +169,9 @@ class BackendClient:
                 limits=limits,
                 verify=_verifying_ssl_context() if self.settings.verify_tls else False,
                 follow_redirects=False,  # a redirect could lead off the backend's host
+                # one client serves every user: a cookie one user's call received must
+                # never ride along on another user's call, so the jar accepts none
+                cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
             )
             auth = auth_for(self.settings)
             if isinstance(auth, OAuth2ClientCredentialsAuth):
