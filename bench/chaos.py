@@ -50,6 +50,7 @@ async def user_session(
     amounts: list[Decimal],
     told: dict[str, str],
     latencies: list[float],
+    transcript: dict[str, list[str]],
 ) -> None:
     for amount in amounts:
         key = f"{user}:{amount}"
@@ -59,7 +60,10 @@ async def user_session(
             r = await client.post("/webhooks/rest/webhook", json={"sender": user, "message": text})
             latencies.append(time.perf_counter() - started)
             r.raise_for_status()
-            return "\n".join(m["text"] for m in r.json())
+            texts = [m["text"] for m in r.json()]
+            # news about earlier transfers arrives with later replies: keep everything
+            transcript.setdefault(user, []).extend(texts)
+            return "\n".join(texts)
 
         question = await say(f"move {amount} euros from checking to savings")
         if f"Move {amount} EUR" not in question:
@@ -77,18 +81,19 @@ async def user_session(
 
 async def drive(
     bot_url: str, plan: dict[str, list[Decimal]], concurrency: int
-) -> tuple[dict[str, str], list[float]]:
+) -> tuple[dict[str, str], list[float], dict[str, list[str]]]:
     told: dict[str, str] = {}
     latencies: list[float] = []
+    transcript: dict[str, list[str]] = {}
     users = list(plan)
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=bot_url, timeout=30, limits=limits) as client:
         for start in range(0, len(users), concurrency):
             batch = users[start : start + concurrency]
             await asyncio.gather(
-                *(user_session(client, u, plan[u], told, latencies) for u in batch)
+                *(user_session(client, u, plan[u], told, latencies, transcript) for u in batch)
             )
-    return told, latencies
+    return told, latencies, transcript
 
 
 async def settle(
@@ -170,7 +175,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             with process(cmd, subprocess_env, ROOT) as bot:
                 wait_ready(f"{bot_url}/health", bot)
                 started = time.perf_counter()
-                told, latencies = asyncio.run(drive(bot_url, plan, args.concurrency))
+                told, latencies, transcript = asyncio.run(drive(bot_url, plan, args.concurrency))
                 results["seconds"] = time.perf_counter() - started
                 results["faults"] = proxy.stats.counts()
                 proxy.set_faults(Faults())  # the network heals; settle what is unknown
@@ -187,7 +192,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             key, n = f"{user}:{amount}", by_amount.get(amount, 0)
             doubles += n > 1
             said = told.get(key, "missing")
-            updated = [m for m in updates[user] if f" {amount} EUR" in m]
+            news = [*transcript.get(user, []), *updates[user]]
+            updated = [
+                m
+                for m in news
+                if m.startswith("Update on your earlier request") and f" {amount} EUR" in m
+            ]
             final_done = said == "done" or any("Done" in m for m in updated)
             if said == "unknown" and final_done:
                 settled_done += 1
