@@ -53,7 +53,10 @@ class Money:
     currency: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.amount:.2f} {self.currency}" if self.currency else f"{self.amount:.2f}"
+        # two places as money is written, but never rounded away: 0.001 stays 0.001
+        exact = self.amount.as_tuple().exponent
+        shown = f"{self.amount:.2f}" if isinstance(exact, int) and exact >= -2 else str(self.amount)
+        return f"{shown} {self.currency}" if self.currency else shown
 
 
 @dataclass(frozen=True, slots=True)

@@ -316,3 +316,28 @@ def test_a_sender_flooding_the_bot_is_slowed_down(
         assert "banking assistant" in replies[29]
         assert "faster than I can keep up" in replies[30]
         assert "banking assistant" in bot.say("hi", sender="bob")  # others are not slowed
+
+
+def test_a_new_request_while_another_is_being_filled_starts_over(
+    bot: BotClient, bank: Bank
+) -> None:
+    assert "How much" in bot.say("move money from checking to savings")
+    reply = bot.say("pay Carol 10 euros")  # a payee: not something a transfer takes
+    assert "Pay 10.00 EUR to Carol" in reply
+    assert "Move" not in reply
+
+
+def test_an_answer_that_fits_the_request_is_not_a_new_request(bot: BotClient) -> None:
+    assert "How much" in bot.say("pay Carol")
+    assert "Pay 12.00 EUR to Carol from your savings" in bot.say("12 euros from savings")
+
+
+def test_an_amount_with_too_many_decimals_is_shown_as_given(bot: BotClient) -> None:
+    reply = bot.say("move 0.001 euros from checking to savings")
+    assert "0.001 EUR" in reply and "two decimal places" in reply
+
+
+def test_a_refused_value_does_not_lose_the_others_said_with_it(bot: BotClient) -> None:
+    reply = bot.say("pay Mallory 10 euros")
+    assert "Mallory isn't a valid payee" in reply and "Carol" in reply
+    assert "Pay 10.00 EUR to Carol" in bot.say("Carol")  # the amount was kept

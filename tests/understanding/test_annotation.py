@@ -108,7 +108,7 @@ _name = st.text(
     alphabet=st.characters(blacklist_characters="[]", blacklist_categories=("Cs",)),
     min_size=1,
     max_size=8,
-)
+).filter(lambda name: name == name.strip())  # names are read stripped: "0\n" is "0"
 _optional = st.none() | _name
 
 

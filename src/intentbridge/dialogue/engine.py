@@ -196,21 +196,25 @@ class DialogueEngine:
             if param is not None and text and self._takes_free_text(turn, param):
                 values[asking] = text
         changed = False
+        refused: tuple[str, Any, Invalid] | None = None
         for name, raw in values.items():
             param = op.parameters[name]
             value = coerce(param, raw, previous=frame.params.get(name))
             if not isinstance(value, Invalid) and param.lookup is not None:
                 value = await self._resolve(turn, frame, name, param, value)
             if isinstance(value, Invalid):
-                if self._count_attempt(turn, frame, op, name):
-                    self._say_invalid(turn, name, param, raw, value)
-                    frame.asking = name
-                return changed
+                refused = refused or (name, raw, value)
+                continue  # the other values of the same message still count
             if frame.params.get(name) != value:
                 changed = True
             frame.params[name] = value
             if frame.asking == name:
                 frame.asking = None
+        if refused is not None:
+            name, raw, why = refused
+            if self._count_attempt(turn, frame, op, name):
+                self._say_invalid(turn, name, op.parameters[name], raw, why)
+                frame.asking = name
         return changed
 
     def _takes_free_text(self, turn: Turn, param: Parameter) -> bool:
@@ -455,7 +459,17 @@ class DialogueEngine:
         )
 
     def _entities_fit(self, turn: Turn, op: Operation) -> bool:
-        return bool(_assign_entities(op, turn.interpretation.entities, Frame(operation="")))
+        """Whether every entity of the message is something ``op`` takes.
+
+        "from savings" while a payment is being filled is an answer, even if the NLU
+        leans towards "transfer"; "pay Mallory 10 euros" while a transfer is being filled
+        is a new request, because no parameter of a transfer takes a payee.
+        """
+        entities = turn.interpretation.entities
+        if not entities:
+            return False
+        taken = _assign_entities(op, entities, Frame(operation=""))
+        return len(taken) >= len(entities)
 
     def _op_for(self, intent: str) -> str:
         found = self.config.operation_for_intent(intent)
