@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from intentbridge.bot import Bot, BotSettings
+from intentbridge.observability.tracing import ensure_tracing
 from intentbridge.project import load_project
 from intentbridge.types import Message, Reply
 
@@ -23,6 +24,7 @@ async def chat_loop(
 ) -> None:
     """Read lines from the terminal and print the bot's replies until EOF or /quit."""
     console = console or Console()
+    ensure_tracing()  # $INTENTBRIDGE_TRACING applies to terminal chats too
     project = load_project(project_dir)
     with console.status("Loading the bot (training the NLU if the data changed)…"):
         bot = await Bot.from_project(project, BotSettings(store_url=store_url))
