@@ -32,7 +32,7 @@ from intentbridge.integration.deadline import deadline_scope
 from intentbridge.integration.executor import Integrations
 from intentbridge.integration.rate_limits import IncomingLimiter
 from intentbridge.integration.records import CallRecord
-from intentbridge.integration.templates import check_templates, render
+from intentbridge.integration.templates import render
 from intentbridge.observability import metrics
 from intentbridge.observability.hooks import LoggingHook, MetricsHook
 from intentbridge.observability.tracing import current_trace_id, span
@@ -103,21 +103,22 @@ class Bot:
         ``middleware`` runs around every backend call, after the built-in observers.
         """
         settings = settings or BotSettings()
-        check_templates(project.config)
         # custom middleware named in bot.yaml (package.module:factory) lives in the project
         if str(project.root) not in sys.path:
             sys.path.append(str(project.root))
         store_url = settings.store_url or os.environ.get(STORE_ENV) or project_store_url(project)
         store = open_store(store_url)
-        await store.open()
-        model = await asyncio.to_thread(load_or_train, project, force=settings.retrain)
         observers = (MetricsHook(), LoggingHook())  # take call records and decisions alike
+        # built first: it checks templates and middleware, so a mistake in bot.yaml is
+        # reported before the store is opened or the NLU trained
         integrations = Integrations.from_config(
             project.config,
             middleware=middleware,
             hooks=[_AuditHook(store), *observers],
             decision_hooks=observers,
         )
+        await store.open()
+        model = await asyncio.to_thread(load_or_train, project, force=settings.retrain)
         return cls(project, model, integrations, store, settings)
 
     def start_background(self) -> None:

@@ -370,8 +370,8 @@ class DialogueEngine:
                     conversation_id=conv.id,
                     operation=frame.operation,
                     params={
-                        "call": _jsonable(params),
-                        "shown": _jsonable(frame.params),
+                        "call": encode_value(params),
+                        "shown": encode_value(frame.params),
                         "user_id": turn.identity.user_id,
                     },
                     created_at=time.time(),
@@ -543,8 +543,3 @@ def _is(
 
 def _is_numeric(ent: Entity) -> bool:
     return isinstance(ent.value, Money | int | float) or ent.entity in {"number", "amount", "money"}
-
-
-def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
-    encoded: dict[str, Any] = encode_value(dict(params))
-    return encoded

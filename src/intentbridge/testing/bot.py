@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -47,11 +48,7 @@ def serve_bot(
     project: BotProject, store_url: str, settings: BotSettings | None = None
 ) -> Iterator[BotClient]:
     """Serve ``project`` on 127.0.0.1 with its store at ``store_url``."""
-    base = settings or BotSettings()
-    app = create_app(
-        project,
-        BotSettings(store_url=store_url, lock_timeout=base.lock_timeout, retrain=base.retrain),
-    )
+    app = create_app(project, dataclasses.replace(settings or BotSettings(), store_url=store_url))
     with LoopbackServer(app) as url:
         client = BotClient(url)
         try:
