@@ -180,3 +180,25 @@ def test_message_handling_never_raises_for_backend_faults(
     texts = asyncio.run(run())
     assert len(texts) == 2 and all(texts)
     assert not any("Traceback" in t for t in texts)
+
+
+def test_a_failing_status_lookup_leaves_the_transfer_unsettled(
+    project_dir: Path, proxy: FaultProxy, bank: Bank, store_url: str
+) -> None:
+    """A 404 from the status operation says nothing about the transfer itself."""
+    text = (project_dir / "bot.yaml").read_text()
+    broken = text.replace(
+        "    path: /customers/{customer}/transfers\n    query:",
+        "    path: /customers/{customer}/no-such-list\n    query:",
+        1,
+    )
+    assert broken != text
+    project = _variant(project_dir, broken, proxy.url)
+    with serve_bot(project, store_url) as bot:
+        bot.say("move 15 euros from checking to savings")
+        proxy.set_faults(LOSE_TRANSFERS)
+        assert "couldn't confirm" in bot.say("yes")
+        proxy.set_faults(Faults())
+        assert asyncio.run(_settle(project, store_url)) == 0
+        assert "Update on your earlier request" not in bot.say("hi")
+    assert len(bank.transfers("alice")) == 1  # it did happen; nobody claimed otherwise

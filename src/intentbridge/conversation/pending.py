@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -169,7 +170,8 @@ class PendingResolver:
             user_id=pending.params.get("user_id"),
         )
         if not status.ok:
-            return status  # cannot tell yet: try again next round
+            # the lookup failing says nothing about the transfer: try again next round
+            return dataclasses.replace(status, outcome="outcome_unknown")
         found = jmespath.search(op.resolve.found, status.data)
         if found:
             return Result(call=status.call, outcome="ok", status_code=200, data=found)
