@@ -65,7 +65,8 @@ def run_demo(*, port: int, bank_port: int, project: Path | None) -> None:
             f"  curl -s localhost:{port}/webhooks/rest/webhook -H 'content-type: "
             'application/json\' \\\n    -d \'{"sender": "alice", "message": "what is my '
             "balance?\"}'\n"
-            f"  or, in another terminal:  .venv/bin/intentbridge chat {folder} --sender alice"
+            f"  or, in another terminal:  .venv/bin/intentbridge chat {folder} --sender alice",
+            soft_wrap=True,  # a command split over lines cannot be copied and pasted
         )
         uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
     finally:
