@@ -37,6 +37,7 @@ import structlog
 from intentbridge.errors import IntegrationError
 from intentbridge.integration.auth import OAuth2ClientCredentialsAuth, TokenError, auth_for
 from intentbridge.integration.deadline import time_left
+from intentbridge.integration.transport import default_transport, never_connected
 from intentbridge.project.schema import Backend
 from intentbridge.types import Call, Outcome, Result
 
@@ -162,12 +163,16 @@ class BackendClient:
                 max_connections=self.settings.max_connections,
                 max_keepalive_connections=self.settings.max_connections,
             )
+            verify = _verifying_ssl_context() if self.settings.verify_tls else False
             client = httpx.AsyncClient(
+                transport=default_transport(
+                    verify=verify, max_connections=self.settings.max_connections
+                ),
                 base_url=self.settings.base_url,
                 headers=self.settings.headers,
                 timeout=self._timeout,
                 limits=limits,
-                verify=_verifying_ssl_context() if self.settings.verify_tls else False,
+                verify=verify,
                 follow_redirects=False,  # a redirect could lead off the backend's host
                 # one client serves every user: a cookie one user's call received must
                 # never ride along on another user's call, so the jar accepts none
@@ -255,6 +260,11 @@ class BackendClient:
         except httpx.WriteError:
             return self._failed(call, "unavailable", "connection failed while sending", started)
         except (httpx.ReadTimeout, TimeoutError):
+            if never_connected(request):
+                # cut short while waiting for a connection: nothing can have happened
+                return self._failed(
+                    call, "timeout", "no connection to the backend in time", started
+                )
             if is_unsafe(call):
                 return self._failed(
                     call, "outcome_unknown", "sent, but no answer before the timeout", started
