@@ -35,7 +35,7 @@ test: install lint
 bench: bench-nlu bench-turns bench-chaos
 
 bench-tools:
-	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk hey)
+	@command -v wrk >/dev/null && command -v hey >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk hey)
 
 bench-nlu: install
 	$(BIN)/python bench/nlu.py

@@ -31,7 +31,11 @@ class ConversationLocks:
         self._users[key] = self._users.get(key, 0) + 1
         try:
             try:
-                await asyncio.wait_for(lock.acquire(), self.timeout)
+                if lock.locked():
+                    async with asyncio.timeout(self.timeout):
+                        await lock.acquire()
+                else:  # the usual case: no timer, no task, no suspension
+                    await lock.acquire()
             except TimeoutError as exc:
                 raise ConversationBusyError(
                     f"conversation {key!r} is busy: another turn held it for over {self.timeout:g}s"
