@@ -9,6 +9,10 @@
   of match is reliably one entity (``emit``), or when no learned entity claims that
   kind (built-in ``money``/``date``/``number``, lookup and regex names).
 - Roles the tagger did not give come from cue words ("from", "into").
+- With a second, neural token tagger (the accurate pipeline's
+  :class:`~intentbridge.understanding.dense_tagger.DenseTokenTagger`), the CRF's
+  per-token marginals and the neural tagger's probabilities are averaged
+  (``crf_weight``) and the best BIO-consistent label sequence is decoded.
 """
 
 from __future__ import annotations
@@ -16,7 +20,11 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 from intentbridge.types import Entity
 from intentbridge.understanding.clusters import WordClusters
@@ -26,7 +34,9 @@ from intentbridge.understanding.extractors.roles import RoleResolver
 from intentbridge.understanding.tagger import (
     CrfTagger,
     TaggedSpan,
+    allowed_transitions,
     bio_labels,
+    constrained_decode,
     decode,
     token_features,
 )
@@ -39,6 +49,22 @@ _MIN_EMIT_SUPPORT = 3  # one lucky overlap must not turn every "$5" into an obje
 _MIN_CLUSTER_EXAMPLES = 1000  # fewer messages give too few contexts to cluster words
 
 ProgressFn = Callable[[int, int], None]
+
+
+class TokenTagger(Protocol):
+    """A second tagger whose per-token label probabilities are mixed with the CRF's."""
+
+    labels_: list[str]
+
+    def predict_proba(
+        self, text: str, tokens: Sequence[Token], intent: str | None = None
+    ) -> npt.NDArray[np.float32]:
+        """``(len(tokens), len(labels_))`` probabilities; rows sum to 1."""
+        ...
+
+    def save(self, directory: Path) -> None:
+        """Write the tagger to ``directory`` (read back by its class's ``load``)."""
+        ...
 
 
 def _natural_name(kind: str) -> str:
@@ -73,18 +99,38 @@ class EntityRecognizer:
         role_entities: Sequence[str] = (),
         clusters: WordClusters | None = None,
         intent_feature: bool = False,
+        neural: TokenTagger | None = None,
+        crf_weight: float = 0.5,
     ) -> None:
         self.rules = rules
         self.tagger = tagger
+        self.neural: TokenTagger | None = None
+        self.crf_weight = crf_weight
+        self._mix: _Mix | None = None
+        self.set_neural(neural, crf_weight)
         self.entity_kinds = dict(entity_kinds or {})
         self.emit = dict(emit or {})
         self.roles = RoleResolver(role_entities)
         self.clusters: WordClusters = dict(clusters or {})
         self.intent_feature = intent_feature
 
+    def set_neural(self, neural: TokenTagger | None, crf_weight: float = 0.5) -> None:
+        """Mix ``neural``'s probabilities with the CRF's marginals (``None``: CRF only).
+
+        ``crf_weight`` is the CRF's share (0: the neural tagger alone, still decoded
+        with BIO constraints). Without a CRF, the neural tagger is not used.
+        """
+        self.neural, self.crf_weight, self._mix = neural, crf_weight, None
+        if neural is not None and self.tagger is not None:
+            self._mix = _Mix.build(self.tagger, neural, crf_weight)
+
     @classmethod
     def from_config(
-        cls, rules: RuleExtractors, tagger: CrfTagger | None, config: dict[str, Any]
+        cls,
+        rules: RuleExtractors,
+        tagger: CrfTagger | None,
+        config: dict[str, Any],
+        neural: TokenTagger | None = None,
     ) -> EntityRecognizer:
         """Rebuild a recognizer from its :meth:`config` (and the separately saved parts)."""
         return cls(
@@ -95,6 +141,8 @@ class EntityRecognizer:
             role_entities=config["role_entities"],
             clusters=config.get("clusters"),
             intent_feature=bool(config.get("intent_feature", False)),
+            neural=neural,
+            crf_weight=float(config.get("crf_weight", 0.5)),
         )
 
     @classmethod
@@ -218,7 +266,10 @@ class EntityRecognizer:
                 intent=intent if self.intent_feature else None,
                 clusters=self.clusters,
             )
-            labels, probs = self.tagger.tag(features)
+            if self._mix is None:
+                labels, probs = self.tagger.tag(features)
+            else:
+                labels, probs = self._mix.labels(text, tokens, features, intent)
             for span in decode(tokens, labels, probs):
                 out.append(self._from_tagged(text, span, candidates))
         for cand in resolve_overlaps(
@@ -263,7 +314,40 @@ class EntityRecognizer:
             "role_entities": sorted(self.roles.entities),
             "clusters": self.clusters,
             "intent_feature": self.intent_feature,
+            "crf_weight": self.crf_weight,
         }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Mix:
+    """The CRF's marginals and a neural tagger's probabilities, averaged, then decoded."""
+
+    crf: CrfTagger
+    neural: TokenTagger
+    crf_weight: float
+    names: list[str]  # the neural tagger's labels: the columns of the mix
+    columns: list[int]  # CRF column per neural label (-1: the CRF never saw it)
+    allowed: npt.NDArray[np.bool_]
+
+    @classmethod
+    def build(cls, crf: CrfTagger, neural: TokenTagger, crf_weight: float) -> _Mix:
+        names = list(neural.labels_)
+        index = {y: i for i, y in enumerate(crf.labels)}
+        columns = [index.get(y, -1) for y in names]
+        return cls(crf, neural, crf_weight, names, columns, allowed_transitions(names))
+
+    def labels(
+        self, text: str, tokens: list[Token], features: list[list[str]], intent: str | None
+    ) -> tuple[list[str], list[float]]:
+        """The best BIO-consistent labels under the mix, and each token's probability."""
+        probs = self.neural.predict_proba(text, tokens, intent).astype(np.float64)
+        if self.crf_weight > 0:
+            crf = self.crf.marginals(features)
+            aligned = np.zeros_like(probs)
+            known = [j for j, c in enumerate(self.columns) if c >= 0]
+            aligned[:, known] = crf[:, [self.columns[j] for j in known]]
+            probs = self.crf_weight * aligned + (1.0 - self.crf_weight) * probs
+        return constrained_decode(probs, self.names, self.allowed)
 
 
 def _rule_kinds(rules: RuleExtractors) -> set[str]:

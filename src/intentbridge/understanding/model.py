@@ -10,6 +10,7 @@ A saved model is a directory::
     metadata.json       format version, pipeline, intents, threshold, timings
     rules.json          lookup tables, synonyms, regexes, entity merge policy
     tagger.crfsuite     the CRF (only when the data has entities)
+    dense_tagger/       the accurate pipeline's transformer tagger (trained layers only)
     intent/0-sparse/    one sub-directory per intent model
 
 Built-in intent models are saved as numpy arrays and JSON, the CRF as a CRFsuite file;
@@ -33,7 +34,7 @@ from intentbridge.understanding.calibration import Calibration, FloatArray
 from intentbridge.understanding.entities import EntityRecognizer
 from intentbridge.understanding.extractors.base import RuleExtractors
 from intentbridge.understanding.intent import IntentModel
-from intentbridge.understanding.pipeline import intent_model_class
+from intentbridge.understanding.pipeline import dense_tagger_class, intent_model_class
 from intentbridge.understanding.tagger import CrfTagger
 
 if TYPE_CHECKING:
@@ -93,11 +94,14 @@ class NluModel:
         fuzzy_threshold: float = 85.0,
         intent_params: dict[str, dict[str, Any]] | None = None,
         crf_params: dict[str, Any] | None = None,
+        tagger_params: dict[str, Any] | None = None,
     ) -> NluModel:
         """Train a model of the named pipeline on ``data`` (see :mod:`.training`).
 
         ``intent_params`` overrides constructor parameters per intent model kind
-        (e.g. ``{"sparse": {"C": 0.5}}``); ``crf_params`` those of the CRF tagger.
+        (e.g. ``{"sparse": {"C": 0.5}}``); ``crf_params`` those of the CRF tagger;
+        ``tagger_params`` those of the accurate pipeline's transformer tagger
+        (:class:`~.dense_tagger.DenseTokenTagger`, plus ``crf_weight``).
         Training needs scikit-learn and scipy; loading and parsing need neither.
         """
         from intentbridge.understanding.training import train_model
@@ -112,6 +116,7 @@ class NluModel:
             fuzzy_threshold=fuzzy_threshold,
             intent_params=intent_params,
             crf_params=crf_params,
+            tagger_params=tagger_params,
         )
 
     # --- parsing ------------------------------------------------------------------
@@ -167,6 +172,9 @@ class NluModel:
             self.entities.tagger.save(tagger_path)
         else:
             tagger_path.unlink(missing_ok=True)
+        neural = self.entities.neural
+        if neural is not None:
+            neural.save(root / _DENSE_TAGGER_DIR)
         rules = self.entities.rules
         rules_doc = {
             "lookup_tables": rules.lookup_tables,
@@ -190,6 +198,7 @@ class NluModel:
                 "threshold": self.calibration.threshold,
             },
             "has_tagger": self.entities.tagger is not None,
+            "has_dense_tagger": neural is not None,
             **self.info,
         }
         (root / "metadata.json").write_text(
@@ -248,7 +257,12 @@ class NluModel:
                 fuzzy_threshold=float(rules_doc["fuzzy_threshold"]),
                 known_words=rules_doc["known_words"],
             )
-            entities = EntityRecognizer.from_config(rules, tagger, rules_doc)
+            neural = (
+                dense_tagger_class().load(root / _DENSE_TAGGER_DIR)
+                if meta.get("has_dense_tagger")
+                else None
+            )
+            entities = EntityRecognizer.from_config(rules, tagger, rules_doc, neural)
             info = {k: v for k, v in meta.items() if k not in _META_STRUCTURE}
             return cls(
                 pipeline=str(meta["pipeline"]),
@@ -266,8 +280,17 @@ class NluModel:
 
 
 _META_STRUCTURE = frozenset(
-    {"format_version", "pipeline", "intent_models", "intents", "calibration", "has_tagger"}
+    {
+        "format_version",
+        "pipeline",
+        "intent_models",
+        "intents",
+        "calibration",
+        "has_tagger",
+        "has_dense_tagger",
+    }
 )
+_DENSE_TAGGER_DIR = "dense_tagger"
 
 
 def column_map(model_classes: Any, classes: Any) -> list[int]:

@@ -32,6 +32,9 @@ class PipelineSpec:
     intent_models: tuple[str, ...]
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     description: str = ""
+    #: Entities: ``"crf"`` (CRF + rules) or ``"crf+dense"`` (the CRF's marginals mixed
+    #: with a fine-tuned transformer tagger's probabilities, see :mod:`.dense_tagger`).
+    entity_tagger: str = "crf"
 
 
 def _sparse() -> IntentModelClass:
@@ -55,9 +58,23 @@ _PIPELINES: dict[str, PipelineSpec] = {
     "accurate": PipelineSpec(
         "accurate",
         ("sparse", "dense"),
-        description="fast, averaged with a dense sentence-embedding classifier",
+        description="fast, averaged with a dense sentence-embedding classifier; "
+        "CRF entities mixed with a fine-tuned transformer tagger",
+        entity_tagger="crf+dense",
     ),
 }
+
+
+def dense_tagger_class() -> Any:
+    """:class:`~intentbridge.understanding.dense_tagger.DenseTokenTagger` (lazily imported).
+
+    Using it without the ``embeddings`` extra raises :class:`MissingExtraError`.
+    """
+    try:
+        module = importlib.import_module("intentbridge.understanding.dense_tagger")
+    except ImportError as exc:
+        raise MissingExtraError("the accurate pipeline", "embeddings") from exc
+    return module.DenseTokenTagger
 
 
 def register_intent_model(kind: str, loader: Callable[[], IntentModelClass]) -> None:
@@ -75,12 +92,18 @@ def register_pipeline(
     *,
     params: Mapping[str, Mapping[str, Any]] | None = None,
     description: str = "",
+    entity_tagger: str = "crf",
 ) -> PipelineSpec:
-    """Register (or replace) a pipeline built from registered intent model kinds."""
+    """Register (or replace) a pipeline built from registered intent model kinds.
+
+    ``entity_tagger``: ``"crf"`` or ``"crf+dense"`` (see :attr:`PipelineSpec.entity_tagger`).
+    """
+    if entity_tagger not in ("crf", "crf+dense"):
+        raise ModelError(f"unknown entity tagger '{entity_tagger}'; use 'crf' or 'crf+dense'")
     unknown = [k for k in intent_models if k not in _KINDS]
     if unknown:
         raise ModelError(f"unknown intent model kind(s) {unknown}; known: {sorted(_KINDS)}")
-    spec = PipelineSpec(name, tuple(intent_models), dict(params or {}), description)
+    spec = PipelineSpec(name, tuple(intent_models), dict(params or {}), description, entity_tagger)
     _PIPELINES[name] = spec
     return spec
 

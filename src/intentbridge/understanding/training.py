@@ -8,6 +8,9 @@ neither: the bot reaches "ready" in well under a second.
   large data), never on examples a model was trained on.
 - On data with ≥ 2,000 examples the CRF trains in a second process while this one fits
   the intent models (CRFsuite holds the GIL; two cores make it ~2x faster).
+- The ``accurate`` pipeline then fine-tunes a transformer token tagger
+  (:mod:`.dense_tagger`) inside what is left of a 10-minute budget, and mixes its
+  probabilities with the CRF's marginals.
 """
 
 from __future__ import annotations
@@ -36,8 +39,12 @@ from intentbridge.understanding.data import TrainingData
 from intentbridge.understanding.entities import EntityRecognizer
 from intentbridge.understanding.extractors.base import RuleExtractors
 from intentbridge.understanding.model import ConstantIntent, Progress, column_map
-from intentbridge.understanding.pipeline import get_pipeline, make_intent_model
-from intentbridge.understanding.tagger import CrfTagger
+from intentbridge.understanding.pipeline import (
+    dense_tagger_class,
+    get_pipeline,
+    make_intent_model,
+)
+from intentbridge.understanding.tagger import CrfTagger, bio_labels
 from intentbridge.understanding.tokenizer import tokenize
 
 if TYPE_CHECKING:
@@ -46,6 +53,10 @@ if TYPE_CHECKING:
 _SMALL_DATA = 3000  # below this, out-of-fold predictions from k folds; above, one split
 _HOLDOUT_FRACTION = 0.15
 _PARALLEL_MIN_EXAMPLES = 2000  # below this, a second process costs more than it saves
+# The accurate pipeline's whole training (intent + entities) should end within this;
+# the transformer tagger gets what the intent models left, but at least the minimum.
+_TOTAL_BUDGET_S = 570.0
+_MIN_TAGGER_BUDGET_S = 60.0
 
 
 def train_model(
@@ -59,6 +70,7 @@ def train_model(
     fuzzy_threshold: float = 85.0,
     intent_params: dict[str, dict[str, Any]] | None = None,
     crf_params: dict[str, Any] | None = None,
+    tagger_params: dict[str, Any] | None = None,
 ) -> NluModel:
     """What :meth:`NluModel.train <intentbridge.understanding.model.NluModel.train>` does."""
     started = time.perf_counter()
@@ -91,6 +103,11 @@ def train_model(
         if len(data.examples) < _PARALLEL_MIN_EXAMPLES
         else {"algorithm": "pa", "max_iterations": 20}
     )
+    dense_tagger = spec.entity_tagger == "crf+dense" and data.has_entities
+    if dense_tagger:
+        # L-BFGS: its marginals are probabilities; passive-aggressive weights give
+        # nearly flat ones, useless for mixing with the transformer tagger's
+        defaults = {"algorithm": "lbfgs", "max_iterations": 100}
     crf_params = {**defaults, **(crf_params or {})}
     # The CRF holds the GIL for its whole training run; on large data it trains in
     # a second process while this one fits the intent models (2 cores, ~2x faster).
@@ -121,6 +138,14 @@ def train_model(
             crf_params=crf_params,
             progress=lambda done, total: report("entities", done / max(total, 1)),
         )
+    if dense_tagger and entities.tagger is not None:
+        params_t = {**spec.params.get("dense_tagger", {}), **(tagger_params or {})}
+        left = _TOTAL_BUDGET_S - (time.perf_counter() - started)
+        crf_weight = float(params_t.pop("crf_weight", DEFAULT_CRF_WEIGHT))
+        params_t["time_budget_s"] = max(
+            _MIN_TAGGER_BUDGET_S, min(float(params_t.get("time_budget_s", left)), left)
+        )
+        entities.set_neural(train_dense_tagger(data, params_t, seed=seed), crf_weight)
     report("entities", 1.0)
     info = {
         "training_seconds": round(time.perf_counter() - started, 3),
@@ -141,6 +166,23 @@ def train_model(
     )
     report("done", 1.0)
     return model
+
+
+DEFAULT_CRF_WEIGHT = 0.5
+"""The CRF's share when its marginals are mixed with the transformer tagger's."""
+
+
+def train_dense_tagger(data: TrainingData, params: dict[str, Any], *, seed: int = 0) -> Any:
+    """Fine-tune a :class:`~.dense_tagger.DenseTokenTagger` on ``data``'s BIO labels."""
+    tagger_cls = dense_tagger_class()
+    texts = [ex.text for ex in data.examples]
+    tokens = [tokenize(t) for t in texts]
+    labels = [
+        bio_labels(toks, [(sp.start, sp.end, sp.label) for sp in ex.entities])
+        for toks, ex in zip(tokens, data.examples, strict=True)
+    ]
+    intents = [ex.intent for ex in data.examples]
+    return tagger_cls(**{"seed": seed, **params}).fit(texts, tokens, labels, intents)
 
 
 def _fit_calibration(

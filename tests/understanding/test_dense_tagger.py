@@ -1,0 +1,163 @@
+"""The accurate pipeline's transformer token tagger, and its mix with the CRF.
+
+Needs the ``embeddings`` extra and the MiniLM weights; without them it skips.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from intentbridge.understanding.tagger import allowed_transitions, bio_labels, constrained_decode
+from intentbridge.understanding.tokenizer import tokenize
+
+
+def test_constrained_decode_never_starts_an_entity_inside() -> None:
+    labels = ["O", "B-city", "I-city", "B-date", "I-date"]
+    # token-wise argmax would be O, I-city, I-date: two orphan I- labels
+    probs = np.array(
+        [[0.9, 0.05, 0.0, 0.05, 0.0], [0.2, 0.35, 0.4, 0.0, 0.05], [0.25, 0.0, 0.0, 0.35, 0.4]]
+    )
+    names, conf = constrained_decode(probs, labels)
+    assert names == ["O", "B-city", "B-date"]
+    assert conf == pytest.approx([0.9, 0.35, 0.35])
+    allowed = allowed_transitions(labels)
+    assert not allowed[len(labels), 2]  # no I- at the start
+    assert allowed[1, 2] and allowed[2, 2] and not allowed[3, 2]
+
+
+pytest.importorskip("torch", reason="the 'embeddings' extra (torch) is not installed")
+pytest.importorskip("transformers", reason="the 'embeddings' extra is not installed")
+
+from intentbridge.errors import ModelError  # noqa: E402 - after the skips above
+from intentbridge.understanding import NluModel, TrainingData, TrainingExample  # noqa: E402
+from intentbridge.understanding.data import EntitySpan  # noqa: E402
+from intentbridge.understanding.dense_tagger import DenseTokenTagger, first_pieces  # noqa: E402
+from intentbridge.understanding.encoders import find_embeddings_dir  # noqa: E402
+
+try:
+    find_embeddings_dir()
+except ModelError as exc:  # pragma: no cover - depends on the machine
+    pytest.skip(f"all-MiniLM-L6-v2 is not available: {exc}", allow_module_level=True)
+
+CITIES = ["Boston", "Denver", "New York", "San Francisco", "Dallas", "Atlanta"]
+DAYS = ["monday", "friday", "tomorrow"]
+FLIGHT = ["show flights from {a} to {b} on {d}", "i want to fly from {a} to {b} {d}"]
+FARE = ["how much is a ticket from {a} to {b}"]
+# Fixed threads: the automatic count follows the machine's load, and another
+# reduction order would change the last bits of the weights.
+PARAMS = {"epochs": 12.0, "batch_size": 8, "train_layers": 1, "num_threads": 1}
+PARAMS["learning_rate"] = 3e-4
+PARAMS["head_learning_rate"] = 3e-3
+
+
+def _example(template: str, intent: str, a: str, b: str, d: str) -> TrainingExample:
+    text = template.format(a=a, b=b, d=d)
+    spans = []
+    for value, entity in ((a, "from_city"), (b, "to_city"), (d, "date")):
+        if "{d}" not in template and entity == "date":
+            continue
+        start = text.index(value, spans[-1].end if spans else 0)
+        spans.append(EntitySpan(start, start + len(value), entity, value))
+    return TrainingExample(text, intent, tuple(spans))
+
+
+def _data() -> TrainingData:
+    pairs = [(a, b) for a, b in itertools.permutations(CITIES, 2)][::3]
+    examples = [
+        _example(t, "flight", a, b, DAYS[i % len(DAYS)])
+        for i, (a, b) in enumerate(pairs)
+        for t in FLIGHT
+    ]
+    examples += [_example(FARE[0], "fare", a, b, "") for a, b in pairs]
+    return TrainingData(examples=examples)
+
+
+def _bio(data: TrainingData) -> tuple[list[str], list[list[str]], list[str]]:
+    texts = [ex.text for ex in data.examples]
+    labels = [
+        bio_labels(tokenize(ex.text), [(s.start, s.end, s.label) for s in ex.entities])
+        for ex in data.examples
+    ]
+    return texts, labels, [ex.intent for ex in data.examples]
+
+
+@pytest.fixture(scope="module")
+def tagger() -> DenseTokenTagger:
+    texts, labels, intents = _bio(_data())
+    return DenseTokenTagger(**PARAMS).fit(texts, [tokenize(t) for t in texts], labels, intents)
+
+
+def test_first_pieces_align_our_tokens_with_word_pieces(tagger: DenseTokenTagger) -> None:
+    text = "Send €1,250.50 to Bob's savings"
+    tokens = tokenize(text)
+    offsets = tagger._offsets(text)
+    pieces = first_pieces(offsets, tokens)
+    assert len(pieces) == len(tokens)
+    for tok, piece in zip(tokens, pieces, strict=True):
+        start, end = offsets[piece]
+        assert start == tok.start  # each token's first piece starts where it starts
+        assert end <= tok.end
+    # a truncated token has no piece
+    assert first_pieces([(0, 0), (0, 4), (0, 0)], tokenize("send money")) == [1, -1]
+
+
+def test_tagger_finds_entities_with_exact_spans(tagger: DenseTokenTagger) -> None:
+    text = "show flights from Dallas to New York on friday"
+    tokens = tokenize(text)
+    probs = tagger.predict_proba(text, tokens)
+    assert probs.shape == (len(tokens), len(tagger.labels_))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    names, _ = constrained_decode(probs.astype(np.float64), tagger.labels_)
+    assert names == ["O", "O", "O", "B-from_city", "O", "B-to_city", "I-to_city", "O", "B-date"]
+
+
+def test_save_load_predicts_identically(tagger: DenseTokenTagger, tmp_path: Path) -> None:
+    tagger.save(tmp_path / "tagger")
+    assert not (tmp_path / "tagger" / "model.safetensors").exists()  # no copy of the base
+    loaded = DenseTokenTagger.load(tmp_path / "tagger")
+    assert loaded.labels_ == tagger.labels_
+    for text in ["i want to fly from Atlanta to Boston monday", "a ticket from Denver to Dallas"]:
+        tokens = tokenize(text)
+        np.testing.assert_array_equal(
+            loaded.predict_proba(text, tokens), tagger.predict_proba(text, tokens)
+        )
+
+
+def test_load_refuses_other_base_weights(tagger: DenseTokenTagger, tmp_path: Path) -> None:
+    tagger.save(tmp_path / "tagger")
+    meta = tmp_path / "tagger" / "dense_tagger.json"
+    meta.write_text(meta.read_text().replace(tagger._require_encoder().sha256, "0" * 64))
+    with pytest.raises(ModelError, match="SHA-256"):
+        DenseTokenTagger.load(tmp_path / "tagger")
+
+
+def test_nlu_model_mixes_crf_and_tagger_and_round_trips(
+    tagger: DenseTokenTagger, tmp_path: Path
+) -> None:
+    model = NluModel.train(_data(), "fast")
+    model.entities.set_neural(tagger, 0.5)
+    text = "i want to fly from San Francisco to Denver tomorrow"
+    found = {(e.entity, e.text) for e in model.parse(text).entities}
+    assert {("from_city", "San Francisco"), ("to_city", "Denver")} <= found
+    for ent in model.parse(text).entities:
+        assert text[ent.start : ent.end] == ent.text
+    loaded = NluModel.load(model.save(tmp_path / "model"))
+    assert loaded.entities.neural is not None
+    assert loaded.entities.crf_weight == 0.5
+    texts = [text, "how much is a ticket from Boston to Atlanta", "fly to dallas on monday"]
+    assert [p.entities for p in loaded.parse_batch(texts)] == [
+        p.entities for p in model.parse_batch(texts)
+    ]
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        DenseTokenTagger(nonsense=1)
+    with pytest.raises(ValueError, match="differ in length"):
+        DenseTokenTagger().fit(["a"], [], [])
+    with pytest.raises(ModelError, match="not fitted"):
+        DenseTokenTagger().predict_proba("a", tokenize("a"))
