@@ -165,7 +165,24 @@ def test_bad_requests_are_rejected_cleanly(bot: BotClient) -> None:
     assert bot.http.post("/webhooks/rest/webhook", json={"message": "hi"}).status_code == 422
     too_long = {"sender": "alice", "message": "x" * 5000}
     assert bot.http.post("/webhooks/rest/webhook", json=too_long).status_code == 422
-    assert bot.http.post("/webhooks/rest/webhook", content=b"{nope").status_code == 422
+    bad_json = bot.http.post("/webhooks/rest/webhook", content=b"{nope")
+    assert bad_json.status_code == 422
+    assert "must be JSON" in bad_json.json()["detail"][0]["msg"]
+    no_sender = bot.http.post("/webhooks/rest/webhook", json={"message": "hi"}).json()
+    assert no_sender["detail"][0]["loc"] == ["body", "sender"]
+    not_an_object = bot.http.post("/webhooks/rest/webhook", json=["alice", "hi"])
+    assert not_an_object.status_code == 422
+
+
+def test_a_json_body_without_json_content_type_is_understood(bot: BotClient) -> None:
+    """``curl -d '{...}'`` sends form content type; Rasa accepts it, so do we."""
+    response = bot.http.post(
+        "/webhooks/rest/webhook",
+        content=b'{"sender": "alice", "message": "hi"}',
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 200
+    assert response.json()[0]["recipient_id"] == "alice"
 
 
 def test_health_and_ready(bot: BotClient) -> None:

@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Header, HTTPException, Query
+from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from intentbridge.conversation.locks import ConversationBusyError
 from intentbridge.types import Identity, Message, Reply
@@ -66,14 +67,24 @@ def rest_router(handle: Handler, *, token: str | None = None) -> APIRouter:
     expected = token if token is not None else os.environ.get(TOKEN_ENV) or None
     router = APIRouter()
 
-    @router.post("/webhooks/rest/webhook", response_model=None)
+    @router.post(
+        "/webhooks/rest/webhook",
+        response_model=None,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": RestMessage.model_json_schema()}},
+            }
+        },
+    )
     async def webhook(
-        body: RestMessage,
+        request: Request,
         stream: Annotated[bool, Query()] = False,
         token: Annotated[str | None, Query()] = None,
         authorization: Annotated[str | None, Header()] = None,
     ) -> JSONResponse | StreamingResponse:
         check_channel_token(expected, token, authorization)
+        body = parse_rest_message(await request.body())
         message = Message(
             text=body.message,
             sender=body.sender,
@@ -93,6 +104,32 @@ def rest_router(handle: Handler, *, token: str | None = None) -> APIRouter:
         return {"status": "ok"}
 
     return router
+
+
+def parse_rest_message(raw: bytes) -> RestMessage:
+    """The posted message, whatever Content-Type the client sent (as Rasa accepts it).
+
+    ``curl -d '{...}'`` sends ``application/x-www-form-urlencoded``; refusing that
+    would only puzzle people trying the bot. Errors are FastAPI's usual 422.
+    """
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise RequestValidationError(
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ("body",),
+                    "msg": 'the body must be JSON: {"sender": "...", "message": "..."}',
+                    "input": raw[:200].decode("utf-8", "replace"),
+                }
+            ]
+        ) from None
+    try:
+        return RestMessage.model_validate(data)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
 
 
 async def _stream(handle: Handler, message: Message) -> AsyncIterator[bytes]:
