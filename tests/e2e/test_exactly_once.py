@@ -202,3 +202,39 @@ def test_a_failing_status_lookup_leaves_the_transfer_unsettled(
         assert asyncio.run(_settle(project, store_url)) == 0
         assert "Update on your earlier request" not in bot.say("hi")
     assert len(bank.transfers("alice")) == 1  # it did happen; nobody claimed otherwise
+
+
+def test_two_workers_given_the_same_yes_move_the_money_once(
+    proxied: BotProject, proxy: FaultProxy, bank: Bank, store_url: str
+) -> None:
+    """Two bot processes share one store; a double-tapped "yes" reaches both at once.
+
+    Each worker loads the conversation while it still awaits confirmation, so each
+    executes the transfer; the key made with the question is the same in both, and the
+    bank acts once.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with serve_bot(proxied, store_url) as first, serve_bot(proxied, store_url) as second:
+        question = first.say("move 50 euros from checking to savings")
+        assert "?" in question
+        # slow transfers down so that both "yes" are in flight together
+        proxy.set_faults(Faults(latency=(0.3, 0.3), methods=("POST",), seed=1))
+        with ThreadPoolExecutor(2) as pool:
+            replies = list(pool.map(lambda bot: bot.say("yes"), (first, second)))
+        proxy.set_faults(Faults())
+    assert any("Done" in r for r in replies), replies
+    keys = asyncio.run(_transfer_keys(store_url))
+    assert len(keys) == 2 and len(set(keys)) == 1  # both workers sent it, with one key …
+    assert len(bank.transfers("alice")) == 1  # … and the money moved once
+    assert bank.balances("alice")["checking"] == "1200.50"
+
+
+async def _transfer_keys(store_url: str) -> list[str | None]:
+    store = open_store(store_url)
+    await store.open()
+    try:
+        entries = await store.audit()
+    finally:
+        await store.close()
+    return [e.idempotency_key for e in entries if e.operation == "transfer_money"]

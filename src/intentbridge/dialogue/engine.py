@@ -261,7 +261,11 @@ class DialogueEngine:
         assert op.confirm is not None
         frame.status = "confirming"
         frame.confirm_digest = frame.digest()
-        frame.idempotency_key = None  # new parameters, new key
+        # New parameters, new key; made now, with the question, so that every "yes" to
+        # this question (a double tap, a client retry, two workers that each loaded the
+        # conversation before the other saved it) carries the same key and the backend
+        # acts once.
+        frame.idempotency_key = f"ib-{uuid.uuid4().hex}" if op.moves_money else None
         text = self._render(op.confirm.text, turn, params=frame.params)
         turn.say(text, buttons=self._confirm_buttons(frame, op))
 
@@ -357,8 +361,8 @@ class DialogueEngine:
             return
         key = None
         if op.moves_money:
-            resumed = frame.status == "executing" and frame.idempotency_key is not None
-            key = frame.idempotency_key if resumed else f"ib-{uuid.uuid4().hex}"
+            # the key made with the confirmation question, or kept from a crashed attempt
+            key = frame.idempotency_key or f"ib-{uuid.uuid4().hex}"
             frame.idempotency_key = key
             frame.status = "executing"
             assert key is not None

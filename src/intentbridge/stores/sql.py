@@ -241,27 +241,23 @@ class SqlStore:
 
     async def put_pending(self, op: PendingOperation) -> None:
         now = time.time()
-        async with self._errors("record pending operation"), self.engine.begin() as conn:
-            exists = (
-                await conn.execute(
-                    select(pending_ops.c.idempotency_key).where(
-                        pending_ops.c.idempotency_key == op.idempotency_key
-                    )
-                )
-            ).first()
-            if exists is None:
-                await conn.execute(
-                    pending_ops.insert().values(
-                        idempotency_key=op.idempotency_key,
-                        conversation_id=op.conversation_id,
-                        operation=op.operation,
-                        params=_dumps(op.params),
-                        status=op.status,
-                        outcome=op.outcome,
-                        created_at=op.created_at or now,
-                        updated_at=now,
-                    )
-                )
+        row = {
+            "idempotency_key": op.idempotency_key,
+            "conversation_id": op.conversation_id,
+            "operation": op.operation,
+            "params": _dumps(op.params),
+            "status": op.status,
+            "outcome": op.outcome,
+            "created_at": op.created_at or now,
+            "updated_at": now,
+        }
+        async with self._errors("record pending operation"):
+            try:
+                async with self.engine.begin() as conn:
+                    await conn.execute(pending_ops.insert().values(**row))
+            except IntegrityError:
+                # another worker recorded the same key first: the promise stands once
+                pass
 
     async def finish_pending(
         self, idempotency_key: str, status: PendingStatus, outcome: str
