@@ -17,7 +17,7 @@ from bankclient import Bank
 
 from intentbridge.bot import Bot, BotSettings
 from intentbridge.project import BotProject, load_project
-from intentbridge.stores import PendingOperation, open_store
+from intentbridge.stores import AuditEntry, PendingOperation, open_store
 from intentbridge.testing import FaultProxy, Faults
 from intentbridge.testing.bot import serve_bot
 from intentbridge.types import Message
@@ -231,10 +231,40 @@ def test_two_workers_given_the_same_yes_move_the_money_once(
 
 
 async def _transfer_keys(store_url: str) -> list[str | None]:
+    entries = await _audit(store_url)
+    return [e.idempotency_key for e in entries if e.operation == "transfer_money"]
+
+
+def test_two_workers_settling_one_lost_transfer_tell_the_user_once(
+    proxied: BotProject, proxy: FaultProxy, bank: Bank, store_url: str
+) -> None:
+    with serve_bot(proxied, store_url) as bot:
+        bot.say("move 50 euros from checking to savings")
+        proxy.set_faults(LOSE_TRANSFERS)
+        assert "couldn't confirm" in bot.say("yes")
+        proxy.set_faults(Faults())
+        settled = asyncio.run(_settle_in_two_workers(proxied, store_url))
+        update = bot.say("what's my balance?")
+    assert 1 in settled  # both may settle it; only one may tell
+    assert update.count("Update on your earlier request") == 1
+    assert len(bank.transfers("alice")) == 1
+    entries = asyncio.run(_audit(store_url))
+    assert [e.path for e in entries].count("(settled)") == 1
+
+
+async def _settle_in_two_workers(project: BotProject, store_url: str) -> list[int]:
+    bots = [await Bot.from_project(project, BotSettings(store_url=store_url)) for _ in range(2)]
+    try:
+        return list(await asyncio.gather(*(b.pending.run_once(include_fresh=True) for b in bots)))
+    finally:
+        for b in bots:
+            await b.aclose()
+
+
+async def _audit(store_url: str) -> list[AuditEntry]:
     store = open_store(store_url)
     await store.open()
     try:
-        entries = await store.audit()
+        return await store.audit()
     finally:
         await store.close()
-    return [e.idempotency_key for e in entries if e.operation == "transfer_money"]

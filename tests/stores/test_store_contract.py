@@ -102,8 +102,13 @@ async def test_pending_operations_until_finished(store: Store) -> None:
         PendingOperation(idempotency_key=key, conversation_id="c", operation="t", params={})
     )
     assert [p.idempotency_key for p in await store.pending()].count(key) == 1
-    await store.finish_pending(key, "done", "ok")
+    assert await store.finish_pending(key, "unknown", "outcome_unknown")  # still open
+    assert key in [p.idempotency_key for p in await store.pending()]
+    assert await store.finish_pending(key, "done", "ok")
     assert key not in [p.idempotency_key for p in await store.pending()]
+    # a second worker settling the same key learns that it was already settled
+    assert not await store.finish_pending(key, "failed", "outcome_unknown")
+    assert not await store.finish_pending(key, "done", "ok")
 
 
 async def test_ping(store: Store) -> None:

@@ -118,14 +118,18 @@ class PendingResolver:
             if age < self.config.pending.max_age:
                 await self.store.finish_pending(key, "unknown", result.outcome)
                 return False
-            await self.store.finish_pending(key, "failed", "outcome_unknown")
+            if not await self.store.finish_pending(key, "failed", "outcome_unknown"):
+                return True  # another worker settled it and told the user
             text = (
                 "I still can't confirm whether your earlier request went through. "
                 "Please check your account or contact support, quoting reference "
                 f"{key}."
             )
         else:
-            await self.store.finish_pending(key, "done" if result.ok else "failed", result.outcome)
+            if not await self.store.finish_pending(
+                key, "done" if result.ok else "failed", result.outcome
+            ):
+                return True  # another worker settled it and told the user
             template = op.reply.get(result.outcome) or _default_text(self.config, result)
             text = "Update on your earlier request: " + render(
                 template,

@@ -83,7 +83,12 @@ class Store(Protocol):
 
     async def finish_pending(
         self, idempotency_key: str, status: PendingStatus, outcome: str
-    ) -> None: ...
+    ) -> bool:
+        """Record what became of a pending operation; False when it was already final.
+
+        Only a ``pending`` or ``unknown`` row changes, so when two workers settle the
+        same operation exactly one of them is told it did (and tells the user).
+        """
 
     async def pending(self) -> list[PendingOperation]:
         """Operations still ``pending`` or ``unknown``, oldest first."""

@@ -261,13 +261,17 @@ class SqlStore:
 
     async def finish_pending(
         self, idempotency_key: str, status: PendingStatus, outcome: str
-    ) -> None:
+    ) -> bool:
         async with self._errors("update pending operation"), self.engine.begin() as conn:
-            await conn.execute(
+            result = await conn.execute(
                 update(pending_ops)
-                .where(pending_ops.c.idempotency_key == idempotency_key)
+                .where(
+                    pending_ops.c.idempotency_key == idempotency_key,
+                    pending_ops.c.status.in_(("pending", "unknown")),
+                )
                 .values(status=status, outcome=outcome, updated_at=time.time())
             )
+        return bool(result.rowcount)
 
     async def pending(self) -> list[PendingOperation]:
         query = (

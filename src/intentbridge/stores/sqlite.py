@@ -212,13 +212,14 @@ class SqliteStore:
 
     async def finish_pending(
         self, idempotency_key: str, status: PendingStatus, outcome: str
-    ) -> None:
+    ) -> bool:
         with self._errors("update pending operation"):
-            self._conn.execute(
+            cursor = self._conn.execute(
                 "UPDATE ib_pending SET status = ?, outcome = ?, updated_at = ? "
-                "WHERE idempotency_key = ?",
+                "WHERE idempotency_key = ? AND status IN ('pending', 'unknown')",
                 (status, outcome, time.time(), idempotency_key),
             )
+        return cursor.rowcount > 0
 
     async def pending(self) -> list[PendingOperation]:
         with self._errors("read pending operations"):
