@@ -201,3 +201,24 @@ def test_missing_torch_raises_missing_extra(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail
     with pytest.raises(MissingExtraError, match="embeddings"):
         encoders.cap_threads(1)
+
+
+def test_one_message_path_follows_weight_changes(encoder: SentenceEncoder) -> None:
+    """``encode_one`` packs the layers once; changing a weight must repack them."""
+    import torch
+
+    text = "how much money is in savings"
+    before = encoder.encode_one(text)
+    np.testing.assert_allclose(before, encoder.encode([text, "x"])[0], atol=1e-5)
+    layer = encoder.model.encoder.layer[5].output.dense
+    saved = layer.weight.detach().clone()
+    try:
+        with torch.no_grad():
+            layer.weight.mul_(1.5)
+        changed = encoder.encode_one(text)
+        assert float(np.abs(changed - before).max()) > 1e-3
+        np.testing.assert_allclose(changed, encoder.encode([text, "x"])[0], atol=1e-5)
+    finally:
+        with torch.no_grad():
+            layer.weight.copy_(saved)
+    np.testing.assert_allclose(encoder.encode_one(text), before, atol=1e-6)

@@ -288,6 +288,12 @@ class SentenceEncoder:
         self.model.eval()
         self._torch = torch
         self._bidirectional_mask = transformers.masking_utils.create_bidirectional_mask
+        # Threads for one message: one. A second thread saved ~20% of a parse on a
+        # quiet machine but, when the other core was busy (another request, another
+        # process), one parse took 0.6 s instead of 7 ms: every small product waits
+        # for both threads. An explicit ``num_threads`` (or the variable) still wins.
+        self._single_threads = num_threads or int(os.environ.get(THREADS_ENV) or 1)
+        self._packed: tuple[tuple[int, ...], list[tuple[Any, ...]]] | None = None
 
     @property
     def dimension(self) -> int:
@@ -361,6 +367,84 @@ class SentenceEncoder:
                     out[i] = hidden[row, : int(lengths[row])].clone()
         return out
 
+    def _packed_layers(self) -> list[tuple[Any, ...]]:
+        """Each layer's weights, query/key/value fused; rebuilt when any weight changed.
+
+        Torch counts in-place changes per tensor (``_version``): training the layers,
+        or loading weights into them, makes the packed copy stale.
+        """
+        params = tuple(p._version for p in self.model.encoder.parameters())
+        if self._packed is None or self._packed[0] != params:
+            torch = self._torch
+            layers = []
+            with torch.no_grad():
+                for layer in self.model.encoder.layer:
+                    att, out = layer.attention, layer.output
+                    q, k, v = att.self.query, att.self.key, att.self.value
+                    layers.append(
+                        (
+                            torch.cat([q.weight, k.weight, v.weight]).detach().clone(),
+                            torch.cat([q.bias, k.bias, v.bias]).detach().clone(),
+                            att.output.dense.weight.detach(),
+                            att.output.dense.bias.detach(),
+                            att.output.LayerNorm.weight.detach(),
+                            att.output.LayerNorm.bias.detach(),
+                            layer.intermediate.dense.weight.detach(),
+                            layer.intermediate.dense.bias.detach(),
+                            out.dense.weight.detach(),
+                            out.dense.bias.detach(),
+                            out.LayerNorm.weight.detach(),
+                            out.LayerNorm.bias.detach(),
+                        )
+                    )
+            self._packed = (params, layers)
+        return self._packed[1]
+
+    def hidden_one(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Last hidden states ``(tokens, dim)`` of one unpadded sequence ``(1, tokens)``.
+
+        The same computation as the model's forward pass (BERT post-layer-norm layers,
+        exact GELU), without what a single unpadded sequence does not need: no mask,
+        no per-layer module dispatch, query/key/value as one product. It is about 15%
+        faster than the model's own forward pass for a 16-piece message; outputs agree
+        to ~1e-7 (``tests/understanding/test_dense.py``).
+        """
+        functional = self._torch.nn.functional
+        config = self.model.config
+        if config.hidden_act != "gelu":
+            raise ModelError(f"{self.path}: unsupported activation {config.hidden_act!r}")
+        size, heads = int(config.hidden_size), int(config.num_attention_heads)
+        eps = float(config.layer_norm_eps)
+        cap_threads(self._single_threads)
+        with self._torch.inference_mode():
+            x = self.model.embeddings(input_ids=input_ids)[0]
+            tokens = x.shape[0]
+            for wqkv, bqkv, wo, bo, g1, b1, wi, bi, w2, b2, g2, bb2 in self._packed_layers():
+                q, k, v = functional.linear(x, wqkv, bqkv).view(tokens, 3, heads, -1).unbind(1)
+                attended = functional.scaled_dot_product_attention(
+                    q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)
+                )
+                attended = attended.transpose(0, 1).reshape(tokens, size)
+                x = functional.layer_norm(
+                    x + functional.linear(attended, wo, bo), (size,), g1, b1, eps
+                )
+                inner = functional.gelu(functional.linear(x, wi, bi))
+                x = functional.layer_norm(
+                    x + functional.linear(inner, w2, b2), (size,), g2, bb2, eps
+                )
+        hidden: torch.Tensor = x
+        return hidden
+
+    def encode_one(self, text: str) -> npt.NDArray[np.float32]:
+        """The ``(384,)`` unit-length embedding of one text, by :meth:`hidden_one`."""
+        ids = self.tokenizer(
+            text, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )["input_ids"]
+        hidden = self.hidden_one(ids)
+        pooled = self._torch.nn.functional.normalize(hidden.mean(dim=0, keepdim=True), dim=1)
+        out: npt.NDArray[np.float32] = pooled[0].float().numpy()
+        return out
+
     def encode(self, texts: list[str], batch_size: int = 64) -> npt.NDArray[np.float32]:
         """Return a ``(len(texts), 384)`` float32 array of unit-length embeddings."""
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
@@ -377,6 +461,10 @@ class SentenceEncoder:
                         out[i] = hit
         if not todo:
             return out
+        if len(todo) == 1:  # one message, as when serving: no padding, no batch
+            out[todo[0]] = self.encode_one(texts[todo[0]])
+            self._remember(texts, todo, out)
+            return out
         torch = self._torch
         cap_threads(self._num_threads)
         # Sorting by length keeps padding small inside each batch; order is restored.
@@ -387,14 +475,19 @@ class SentenceEncoder:
                 idx = todo[start : start + batch_size]
                 emb = self.embed_batch(self.tokenize([texts[i] for i in idx]))
                 out[idx] = emb.float().numpy()
-        if memo is not None:
-            with self._memo_lock:
-                for i in todo:
-                    memo[texts[i]] = out[i].copy()
-                    memo.move_to_end(texts[i])
-                while len(memo) > self._memo_size:
-                    memo.popitem(last=False)
+        self._remember(texts, todo, out)
         return out
+
+    def _remember(self, texts: list[str], done: list[int], out: npt.NDArray[np.float32]) -> None:
+        memo = self._memo
+        if memo is None:
+            return
+        with self._memo_lock:
+            for i in done:
+                memo[texts[i]] = out[i].copy()
+                memo.move_to_end(texts[i])
+            while len(memo) > self._memo_size:
+                memo.popitem(last=False)
 
 
 _shared: dict[tuple[str, int], SentenceEncoder] = {}
