@@ -23,6 +23,7 @@ import structlog
 
 from intentbridge.conversation.locks import ConversationLocks
 from intentbridge.conversation.pending import PendingResolver
+from intentbridge.conversation.shared_locks import RedisConversationLock
 from intentbridge.conversation.state import Conversation, Turn
 from intentbridge.dialogue.engine import DialogueEngine
 from intentbridge.dialogue.engine import Turn as DialogueTurn
@@ -32,6 +33,7 @@ from intentbridge.integration.deadline import deadline_scope
 from intentbridge.integration.executor import Integrations
 from intentbridge.integration.rate_limits import IncomingLimiter
 from intentbridge.integration.records import CallRecord
+from intentbridge.integration.redis import is_redis_url
 from intentbridge.integration.templates import render
 from intentbridge.observability import metrics
 from intentbridge.observability.hooks import LoggingHook, MetricsHook
@@ -83,7 +85,9 @@ class Bot:
         self.store = store
         self.settings = settings or BotSettings()
         self.dialogue = DialogueEngine(self.config, integrations.execute, store)
-        self.locks = ConversationLocks(timeout=self.settings.lock_timeout)
+        self.locks = ConversationLocks(
+            timeout=self.settings.lock_timeout, shared=_shared_lock(self.config, integrations)
+        )
         self._intents = _known_intents(self.config, interpreter)
         self.pending = PendingResolver(self.config, store, integrations.execute, self.notify)
         self.incoming = IncomingLimiter(
@@ -340,3 +344,13 @@ def project_store_url(project: BotProject) -> str:
         relative = url.removeprefix("sqlite:///")
         return f"sqlite:///{project.root / relative}"
     return url
+
+
+def _shared_lock(config: BotConfig, integrations: Integrations) -> RedisConversationLock | None:
+    """Workers share conversation locks where they share limits: in Redis, if set."""
+    url = config.limits.storage_url
+    if not is_redis_url(url):
+        return None
+    return RedisConversationLock(
+        integrations.redis.get(url), prefix=f"{config.limits.key_prefix}:lock:{config.name}"
+    )
