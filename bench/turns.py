@@ -101,6 +101,22 @@ def process(cmd: list[str], env: dict[str, str], cwd: Path) -> Iterator[subproce
             proc.kill()
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(pids: dict[str, int], run: Any, *args: Any, **kwargs: Any) -> dict[str, float]:
+    """``run(*args)`` (a wrk run) plus each process's CPU milliseconds per request."""
+    before = {name: cpu_s(pid) for name, pid in pids.items()}
+    result: dict[str, float] = run(*args, **kwargs)
+    for name, pid in pids.items():
+        used = cpu_s(pid) - before[name]
+        result[f"{name}_cpu_ms"] = used * 1000 / max(result["requests"], 1)
+    return result
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -145,6 +161,7 @@ def wrk(
 async def middleware_overhead(bank_url: str, n: int) -> dict[str, float]:
     """p50 of Integrations.execute minus p50 of the same GET with a raw httpx client."""
     from intentbridge.integration import Integrations
+    from intentbridge.integration.transport import default_transport
     from intentbridge.observability.logging import configure_logging
     from intentbridge.project import load_project
 
@@ -159,8 +176,14 @@ async def middleware_overhead(bank_url: str, n: int) -> dict[str, float]:
     token = response.json()["access_token"]
     raw_times: list[float] = []
     ours: list[float] = []
+    # the raw client goes over the same wire as ours (aiohttp under httpx), so the
+    # difference is the middleware, not the transport
     async with (
-        httpx.AsyncClient(base_url=bank_url, headers={"Authorization": f"Bearer {token}"}) as raw,
+        httpx.AsyncClient(
+            base_url=bank_url,
+            headers={"Authorization": f"Bearer {token}"},
+            transport=default_transport(verify=False, max_connections=10),
+        ) as raw,
         Integrations.from_config(project.config) as integrations,
     ):
         for i in range(n + 200):
@@ -180,6 +203,85 @@ async def middleware_overhead(bank_url: str, n: int) -> dict[str, float]:
     raw_p50 = statistics.median(raw_times) * 1000
     ours_p50 = statistics.median(ours) * 1000
     return {"raw_p50": raw_p50, "ours_p50": ours_p50, "overhead": ours_p50 - raw_p50}
+
+
+def stage_costs(bank_url: str, env: dict[str, str], n: int) -> dict[str, float]:
+    """CPU ms per call of each part of a balance turn, measured in this process.
+
+    Where a turn's time goes: each part runs ``n`` times on its own (after a warm-up)
+    and ``time.thread_time`` says how much CPU it used. The bank runs in its own
+    process, so its work is not counted; waiting for it is not CPU.
+    """
+    import uvloop
+
+    from intentbridge.bot import Bot, BotSettings
+    from intentbridge.integration.transport import TRANSPORT_ENV
+    from intentbridge.project import load_project
+    from intentbridge.types import Call, Message
+
+    def per_call(seconds: float) -> float:
+        return seconds * 1000 / n
+
+    async def cost(step: Any) -> float:
+        for _ in range(min(n, 200)):
+            await step()
+        started = time.thread_time()
+        for _ in range(n):
+            await step()
+        return per_call(time.thread_time() - started)
+
+    async def measure() -> dict[str, float]:
+        work = Path(tempfile.mkdtemp(prefix="ib-stages-"))
+        project = load_project(BANKING, env={**env, "COREBANK_URL": bank_url})
+        bot = await Bot.from_project(project, BotSettings(store_url=f"sqlite:///{work}/s.db"))
+        out: dict[str, float] = {}
+        try:
+            message = Message(text="what's my balance?", sender="user0002")
+            out["turn (Bot.handle)"] = await cost(lambda: bot.handle(message))
+            out["understanding (NLU parse)"] = await cost(
+                lambda: bot.interpreter.interpret(message.text)
+            )
+            out["operation (middleware + call + audit)"] = await cost(
+                lambda: bot.integrations.execute(
+                    "check_balance",
+                    {"customer": "user0002"},
+                    conversation_id="rest:user0002",
+                    user_id="user0002",
+                )
+            )
+            client = bot.integrations.clients["corebank"]
+            call = Call(
+                backend="corebank",
+                operation="check_balance",
+                method="GET",
+                path="/customers/user0002/accounts",
+            )
+            out["HTTP call (httpx over aiohttp)"] = await cost(lambda: client.send(call))
+
+            async def store_round_trip() -> None:
+                raw = await bot.store.load_conversation("rest:user0002")
+                await bot.store.save_conversation("rest:user0002", raw or {})
+
+            out["store: load + save conversation"] = await cost(store_round_trip)
+        finally:
+            await bot.aclose()
+            shutil.rmtree(work, ignore_errors=True)
+        return out
+
+    previous = os.environ.get(TRANSPORT_ENV)
+    results = uvloop.run(measure())
+    os.environ[TRANSPORT_ENV] = "httpx"
+    try:
+        with_httpcore = uvloop.run(measure())
+    finally:
+        if previous is None:
+            os.environ.pop(TRANSPORT_ENV, None)
+        else:
+            os.environ[TRANSPORT_ENV] = previous
+    results["HTTP call (httpx's own transport, for comparison)"] = with_httpcore[
+        "HTTP call (httpx over aiohttp)"
+    ]
+    return results
 
 
 def long_conversation(bot_url: str, turns: int) -> dict[str, float]:
@@ -233,13 +335,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             direct_url = f"{bank_url}/customers/user0001/accounts"
             bot_script = WRK_SCRIPT.replace("CUSTOMERS", str(CUSTOMERS))
             wrk(f"{bot_url}", bot_script, 1, 2)  # warm-up
+            pids = {"bot": bot.pid, "bank": bank.pid}
             for c in (1, 20):
-                results[f"direct_c{c}"] = wrk(direct_url, WRK_GET_SCRIPT, c, args.duration, auth)
-                results[f"bot_c{c}"] = wrk(bot_url, bot_script, c, args.duration)
+                results[f"direct_c{c}"] = measured(
+                    pids, wrk, direct_url, WRK_GET_SCRIPT, c, args.duration, auth
+                )
+                results[f"bot_c{c}"] = measured(pids, wrk, bot_url, bot_script, c, args.duration)
             results["bot_rss_mb"] = rss_mb(bot.pid)
             results["long"] = long_conversation(bot_url, args.long_turns)
             results["bot_rss_after_mb"] = rss_mb(bot.pid)
         results["middleware"] = asyncio.run(middleware_overhead(bank_url, args.calls))
+        results["stages"] = stage_costs(bank_url, env, args.calls)
     shutil.rmtree(work, ignore_errors=True)
     return results
 
@@ -248,7 +354,7 @@ def table(r: dict[str, Any]) -> str:
     d1, b1, d20, b20 = r["direct_c1"], r["bot_c1"], r["direct_c20"], r["bot_c20"]
     m, long = r["middleware"], r["long"]
     rows = [
-        ("", "p50 ms", "p95 ms", "p99 ms", "req/s", "errors"),
+        ("", "p50 ms", "p95 ms", "p99 ms", "req/s", "errors", "bot CPU ms/req", "bank CPU ms/req"),
         *[
             (
                 name,
@@ -257,6 +363,8 @@ def table(r: dict[str, Any]) -> str:
                 f"{x['p99']:.2f}",
                 f"{x['rps']:.0f}",
                 f"{x['errors']:.0f}",
+                f"{x['bot_cpu_ms']:.3f}",
+                f"{x['bank_cpu_ms']:.3f}",
             )
             for name, x in (
                 ("bank direct, c=1", d1),
@@ -266,7 +374,7 @@ def table(r: dict[str, Any]) -> str:
             )
         ],
     ]
-    width = [max(len(row[i]) for row in rows) for i in range(6)]
+    width = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["| " + " | ".join(c.ljust(width[i]) for i, c in enumerate(row)) + " |" for row in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in width) + "|")
     checks = [
@@ -306,6 +414,14 @@ def table(r: dict[str, Any]) -> str:
     ]
     lines += ["", "| check | measured | target | met |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {'yes' if ok else 'NO'} |" for a, b, c, ok in checks]
+    lines += [
+        "",
+        "Where a turn's CPU goes (one process, uvloop, each part alone; ms per call):",
+        "",
+        "| part | CPU ms |",
+        "|---|---|",
+    ]
+    lines += [f"| {part} | {ms:.3f} |" for part, ms in r["stages"].items()]
     return "\n".join(lines)
 
 
