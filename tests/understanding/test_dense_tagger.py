@@ -161,3 +161,23 @@ def test_bad_inputs() -> None:
         DenseTokenTagger().fit(["a"], [], [])
     with pytest.raises(ModelError, match="not fitted"):
         DenseTokenTagger().predict_proba("a", tokenize("a"))
+
+
+@pytest.mark.slow
+def test_accurate_pipeline_trains_saves_and_loads_the_tagger(tmp_path: Path) -> None:
+    """The accurate pipeline trains the tagger after the CRF and NluModel.load finds it."""
+    model = NluModel.train(
+        _data(),
+        "accurate",
+        intent_params={"dense": {"method": "frozen"}},
+        tagger_params={**PARAMS, "crf_weight": 0.4},
+    )
+    assert model.entities.neural is not None
+    assert model.entities.crf_weight == 0.4
+    assert model.entities.tagger is not None
+    assert model.entities.tagger.params()["algorithm"] == "lbfgs"  # probabilistic marginals
+    loaded = NluModel.load(model.save(tmp_path / "model"))
+    assert (tmp_path / "model" / "dense_tagger" / "encoder.safetensors").is_file()
+    text = "show flights from Boston to San Francisco on monday"
+    assert loaded.parse(text).entities == model.parse(text).entities
+    assert {e.entity for e in loaded.parse(text).entities} == {"from_city", "to_city", "date"}

@@ -19,8 +19,12 @@ import concurrent.futures
 import concurrent.futures.process
 import datetime as dt
 import multiprocessing
+import shutil
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -103,16 +107,21 @@ def train_model(
         if len(data.examples) < _PARALLEL_MIN_EXAMPLES
         else {"algorithm": "pa", "max_iterations": 20}
     )
-    dense_tagger = spec.entity_tagger == "crf+dense" and data.has_entities
-    if dense_tagger:
+    job = (
+        _TaggerJob.plan(spec.params.get("dense_tagger", {}), tagger_params, started, seed)
+        if spec.entity_tagger == "crf+dense" and data.has_entities
+        else None
+    )
+    if job is not None:
         # L-BFGS: its marginals are probabilities; passive-aggressive weights give
         # nearly flat ones, useless for mixing with the transformer tagger's
         defaults = {"algorithm": "lbfgs", "max_iterations": 100}
     crf_params = {**defaults, **(crf_params or {})}
     # The CRF holds the GIL for its whole training run; on large data it trains in
-    # a second process while this one fits the intent models (2 cores, ~2x faster).
+    # a second process while this one fits the intent models (2 cores, ~2x faster),
+    # followed there by the transformer tagger when the pipeline has one.
     remote = (
-        _start_entity_training(data, rules_config, crf_params)
+        _start_entity_training(data, rules_config, crf_params, job)
         if data.has_entities and len(data.examples) >= _PARALLEL_MIN_EXAMPLES
         else None
     )
@@ -130,7 +139,7 @@ def train_model(
     report("intent", 1.0)
 
     report("entities", 0.0)
-    entities = _finish_entity_training(remote, rules) if remote is not None else None
+    entities = _finish_entity_training(remote, rules, job) if remote is not None else None
     if entities is None:
         entities = EntityRecognizer.train(
             data,
@@ -138,14 +147,8 @@ def train_model(
             crf_params=crf_params,
             progress=lambda done, total: report("entities", done / max(total, 1)),
         )
-    if dense_tagger and entities.tagger is not None:
-        params_t = {**spec.params.get("dense_tagger", {}), **(tagger_params or {})}
-        left = _TOTAL_BUDGET_S - (time.perf_counter() - started)
-        crf_weight = float(params_t.pop("crf_weight", DEFAULT_CRF_WEIGHT))
-        params_t["time_budget_s"] = max(
-            _MIN_TAGGER_BUDGET_S, min(float(params_t.get("time_budget_s", left)), left)
-        )
-        entities.set_neural(train_dense_tagger(data, params_t, seed=seed), crf_weight)
+    if job is not None and entities.tagger is not None and entities.neural is None:
+        entities.set_neural(job.train(data), job.crf_weight)
     report("entities", 1.0)
     info = {
         "training_seconds": round(time.perf_counter() - started, 3),
@@ -255,40 +258,94 @@ def _folds(labels: list[str], seed: int) -> list[list[int]]:
     return [sorted(f) for f in folds if f]
 
 
+@dataclass(frozen=True, slots=True)
+class _TaggerJob:
+    """Training the accurate pipeline's transformer tagger: parameters and deadline."""
+
+    params: dict[str, Any]  # DenseTokenTagger parameters
+    crf_weight: float
+    deadline: float  # time.time() by which the whole training should be done
+    seed: int
+
+    @classmethod
+    def plan(
+        cls,
+        spec_params: Mapping[str, Any],
+        overrides: Mapping[str, Any] | None,
+        started: float,
+        seed: int,
+    ) -> _TaggerJob:
+        params = {**spec_params, **(overrides or {})}
+        crf_weight = float(params.pop("crf_weight", DEFAULT_CRF_WEIGHT))
+        deadline = time.time() + _TOTAL_BUDGET_S - (time.perf_counter() - started)
+        return cls(params, crf_weight, deadline, seed)
+
+    def train(self, data: TrainingData) -> Any:
+        """The tagger, trained in what is left of the budget (at least the minimum)."""
+        left = self.deadline - time.time()
+        cap = float(self.params.get("time_budget_s", left))
+        budget = max(_MIN_TAGGER_BUDGET_S, min(cap, left))
+        return train_dense_tagger(data, {**self.params, "time_budget_s": budget}, seed=self.seed)
+
+
 def _train_entities_in_child(
-    data: TrainingData, rules_config: dict[str, Any], crf_params: dict[str, Any] | None
+    data: TrainingData,
+    rules_config: dict[str, Any],
+    crf_params: dict[str, Any] | None,
+    job: _TaggerJob | None = None,
+    tagger_dir: str | None = None,
 ) -> tuple[bytes | None, dict[str, Any], dict[str, Any]]:
-    """Child-process entry point: returns what the parent needs to rebuild the result."""
+    """Child-process entry point: returns what the parent needs to rebuild the result.
+
+    With a tagger job, the transformer tagger is trained after the CRF and saved to
+    ``tagger_dir`` (safetensors + JSON) for the parent to load.
+    """
     rules = RuleExtractors(**rules_config)
     recognizer = EntityRecognizer.train(data, rules=rules, crf_params=crf_params)
     tagger = recognizer.tagger
     if tagger is None:
         return None, {}, recognizer.config()
+    if job is not None and tagger_dir is not None:
+        job.train(data).save(Path(tagger_dir))
     return tagger.model_bytes, tagger.params(), recognizer.config()
 
 
-_Remote = tuple[concurrent.futures.ProcessPoolExecutor, "concurrent.futures.Future[Any]"]
+_Remote = tuple[concurrent.futures.ProcessPoolExecutor, "concurrent.futures.Future[Any]", str]
 
 
 def _start_entity_training(
-    data: TrainingData, rules_config: dict[str, Any], crf_params: dict[str, Any] | None
+    data: TrainingData,
+    rules_config: dict[str, Any],
+    crf_params: dict[str, Any] | None,
+    job: _TaggerJob | None,
 ) -> _Remote | None:
+    tagger_dir = tempfile.mkdtemp(prefix="intentbridge-tagger-")
     try:
         pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=1, mp_context=multiprocessing.get_context("spawn")
         )
-        return pool, pool.submit(_train_entities_in_child, data, rules_config, crf_params)
+        future = pool.submit(
+            _train_entities_in_child, data, rules_config, crf_params, job, tagger_dir
+        )
     except (OSError, RuntimeError):
+        shutil.rmtree(tagger_dir, ignore_errors=True)
         return None  # no subprocesses here (sandbox, frozen app): train in-process
+    return pool, future, tagger_dir
 
 
-def _finish_entity_training(remote: _Remote, rules: RuleExtractors) -> EntityRecognizer | None:
-    pool, future = remote
+def _finish_entity_training(
+    remote: _Remote, rules: RuleExtractors, job: _TaggerJob | None
+) -> EntityRecognizer | None:
+    pool, future, tagger_dir = remote
     try:
         model_bytes, tagger_params, config = future.result()
+        tagger = CrfTagger.from_bytes(model_bytes, **tagger_params) if model_bytes else None
+        recognizer = EntityRecognizer.from_config(rules, tagger, config)
+        if job is not None and (Path(tagger_dir) / "dense_tagger.json").is_file():
+            recognizer.set_neural(dense_tagger_class().load(Path(tagger_dir)), job.crf_weight)
     except (OSError, RuntimeError, concurrent.futures.process.BrokenProcessPool):
         return None
     finally:
         pool.shutdown()
-    tagger = CrfTagger.from_bytes(model_bytes, **tagger_params) if model_bytes else None
-    return EntityRecognizer.from_config(rules, tagger, config)
+        shutil.rmtree(tagger_dir, ignore_errors=True)
+    return recognizer
