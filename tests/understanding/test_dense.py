@@ -222,3 +222,27 @@ def test_one_message_path_follows_weight_changes(encoder: SentenceEncoder) -> No
         with torch.no_grad():
             layer.weight.copy_(saved)
     np.testing.assert_allclose(encoder.encode_one(text), before, atol=1e-6)
+
+
+def test_encoders_on_one_base_share_the_base_layers_states(encoder: SentenceEncoder) -> None:
+    """The tagger and the intent model fine-tune only top layers: their lower states agree."""
+    import torch
+
+    def top_changed(scale: float) -> SentenceEncoder:
+        weight = encoder.model.encoder.layer[5].output.dense.weight.detach() * scale
+        return SentenceEncoder(weights={"encoder.layer.5.output.dense.weight": weight})
+
+    first, second = top_changed(1.2), top_changed(0.8)
+    assert first.base_layers() == 5 == second.base_layers()
+    text = "send forty pounds to my landlord on friday"
+    ids = first.tokenizer(text, return_tensors="pt")["input_ids"]
+    key = (first.sha256, first.max_length, tuple(ids[0].tolist()), 5)
+    a = first.encode_one(text)
+    assert encoders._lower_states.get(key) is not None  # computed once …
+    b = second.encode_one(text)  # … and reused here
+    np.testing.assert_allclose(a, first.encode([text, "x"])[0], atol=1e-5)
+    np.testing.assert_allclose(b, second.encode([text, "x"])[0], atol=1e-5)
+    assert float(np.abs(a - b).max()) > 1e-4  # their own top layers still apply
+    with torch.no_grad():  # a change below the top must stop the sharing
+        second.model.encoder.layer[0].output.dense.bias.add_(0.01)
+    assert second.base_layers() == 0

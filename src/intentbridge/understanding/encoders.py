@@ -277,6 +277,10 @@ class SentenceEncoder:
         finally:
             if bar_was_on:
                 hf_logging.enable_progress_bar()
+        # In-place change counters of the base weights, before any fine-tuned weights
+        # are loaded or trained: a layer whose counters never moved still computes what
+        # the base model computes, so its output can be shared (see hidden_one).
+        self._base_versions = _versions(self.model)
         if weights is not None:
             # A partial state dict: the fine-tuned layers over the verified base.
             result = self.model.load_state_dict(weights, strict=False)
@@ -400,6 +404,24 @@ class SentenceEncoder:
             self._packed = (params, layers)
         return self._packed[1]
 
+    def base_layers(self) -> int:
+        """How many leading layers (embeddings first) still hold the base weights.
+
+        -1 when even the embeddings changed. Two encoders on the same base file give
+        the same output up to this layer, so one message's states there are computed
+        once for both (the intent model and the entity tagger fine-tune only their
+        top layers).
+        """
+        now = _versions(self.model)
+        if now[0] != self._base_versions[0]:
+            return -1
+        same = 0
+        for base, current in zip(self._base_versions[1:], now[1:], strict=True):
+            if base != current:
+                break
+            same += 1
+        return same
+
     def hidden_one(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Last hidden states ``(tokens, dim)`` of one unpadded sequence ``(1, tokens)``.
 
@@ -416,10 +438,18 @@ class SentenceEncoder:
         size, heads = int(config.hidden_size), int(config.num_attention_heads)
         eps = float(config.layer_norm_eps)
         cap_threads(self._single_threads)
+        shared = self.base_layers()
+        key = (self.sha256, self.max_length, tuple(input_ids[0].tolist()), shared)
         with self._torch.inference_mode():
-            x = self.model.embeddings(input_ids=input_ids)[0]
+            x = _lower_states.get(key) if shared >= 0 else None
+            start = shared if x is not None else 0
+            if x is None:
+                x = self.model.embeddings(input_ids=input_ids)[0]
             tokens = x.shape[0]
-            for wqkv, bqkv, wo, bo, g1, b1, wi, bi, w2, b2, g2, bb2 in self._packed_layers():
+            for index, packed in enumerate(self._packed_layers()[start:], start):
+                if index == shared and shared > 0:
+                    _lower_states.put(key, x)
+                wqkv, bqkv, wo, bo, g1, b1, wi, bi, w2, b2, g2, bb2 = packed
                 q, k, v = functional.linear(x, wqkv, bqkv).view(tokens, 3, heads, -1).unbind(1)
                 attended = functional.scaled_dot_product_attention(
                     q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)
@@ -432,6 +462,8 @@ class SentenceEncoder:
                 x = functional.layer_norm(
                     x + functional.linear(inner, w2, b2), (size,), g2, bb2, eps
                 )
+            if start < shared == self.num_layers:  # a frozen encoder: all layers are base
+                _lower_states.put(key, x)
         hidden: torch.Tensor = x
         return hidden
 
@@ -489,6 +521,38 @@ class SentenceEncoder:
             while len(memo) > self._memo_size:
                 memo.popitem(last=False)
 
+
+def _versions(model: Any) -> list[tuple[int, ...]]:
+    """Per part (embeddings, then each layer), its parameters' in-place change counters."""
+    parts = [model.embeddings, *model.encoder.layer]
+    return [tuple(p._version for p in part.parameters()) for part in parts]
+
+
+class _LowerStates:
+    """The last few messages' hidden states after the base layers, shared by encoders.
+
+    Parsing one message runs the intent model's encoder and then the tagger's on the
+    same word pieces; their base layers give the same states, computed once.
+    """
+
+    def __init__(self, size: int = 8) -> None:
+        self._items: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> Any:
+        with self._lock:
+            return self._items.get(key)
+
+    def put(self, key: tuple[Any, ...], states: Any) -> None:
+        with self._lock:
+            self._items[key] = states
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+_lower_states = _LowerStates()
 
 _shared: dict[tuple[str, int], SentenceEncoder] = {}
 _shared_lock = threading.Lock()
