@@ -509,10 +509,11 @@ class _Schedule:
             return
         elapsed = self.elapsed()
         # Re-plan from the measured speed, with 5% slack; never past the epochs asked.
-        if self.step in (20, 100, 300) or self.step % 500 == 0:
+        # Up as well as down: on a shared machine the first steps may be the slow ones.
+        if self.step in (20, 100) or self.step % 200 == 0:
             fits = int(self.step * 0.95 * max(self.budget_s, 0.0) / elapsed)
-            if fits < self.total:
-                self.total, self.cut = max(self.step + 1, fits), True
+            self.total = max(self.step + 1, min(self.planned, fits))
+            self.cut = self.total < self.planned
         if elapsed > self.budget_s:
             self.total, self.cut = self.step, True
 
