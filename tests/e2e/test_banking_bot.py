@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -172,6 +173,19 @@ def test_bad_requests_are_rejected_cleanly(bot: BotClient) -> None:
     assert no_sender["detail"][0]["loc"] == ["body", "sender"]
     not_an_object = bot.http.post("/webhooks/rest/webhook", json=["alice", "hi"])
     assert not_an_object.status_code == 422
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(bot: BotClient) -> None:
+    huge = b'{"sender": "alice", "message": "' + b"x" * 2_000_000 + b'"}'
+    assert bot.http.post("/webhooks/rest/webhook", content=huge).status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit still holds
+        yield b'{"sender": "alice", "message": "'
+        for _ in range(100):
+            yield b"x" * 10_000
+        yield b'"}'
+
+    assert bot.http.post("/webhooks/rest/webhook", content=chunks()).status_code == 413
 
 
 def test_a_json_body_without_json_content_type_is_understood(bot: BotClient) -> None:

@@ -27,6 +27,7 @@ log = structlog.get_logger("intentbridge.channels.rest")
 TOKEN_ENV = "INTENTBRIDGE_REST_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 CHANNEL = "rest"
 MAX_MESSAGE_CHARS = 4000
+MAX_BODY_BYTES = 64 * 1024  # a message, an id and some metadata; never megabytes
 
 Handler = Callable[[Message], Awaitable[list[Reply]]]
 
@@ -84,7 +85,7 @@ def rest_router(handle: Handler, *, token: str | None = None) -> APIRouter:
         authorization: Annotated[str | None, Header()] = None,
     ) -> JSONResponse | StreamingResponse:
         check_channel_token(expected, token, authorization)
-        body = parse_rest_message(await request.body())
+        body = parse_rest_message(await read_body(request, MAX_BODY_BYTES))
         message = Message(
             text=body.message,
             sender=body.sender,
@@ -104,6 +105,21 @@ def rest_router(handle: Handler, *, token: str | None = None) -> APIRouter:
         return {"status": "ok"}
 
     return router
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it grows past ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def parse_rest_message(raw: bytes) -> RestMessage:
