@@ -272,12 +272,11 @@ class DenseTokenTagger:
         rows = [i for i, pos in enumerate(pieces) if pos >= 0]
         if not rows:
             return out
-        cap_threads(encoder._num_threads)
         intent_id = self.intents_.index(intent) if intent in self.intents_ else -1
+        # one unpadded message: the lean forward pass, which also reuses the intent
+        # model's states after the base layers both encoders leave untouched
+        hidden = encoder.hidden_one(enc["input_ids"])
         with torch.inference_mode():
-            mask = enc["attention_mask"]
-            hidden = encoder.model.embeddings(input_ids=enc["input_ids"])
-            hidden = encoder.run_layers(hidden, mask, 0, encoder.num_layers)[0]
             positions = torch.tensor([pieces[i] for i in rows], dtype=torch.long)
             ids = torch.full((len(rows),), intent_id, dtype=torch.long)
             states = self.token_states(hidden[positions], ids)

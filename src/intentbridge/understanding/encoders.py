@@ -280,7 +280,10 @@ class SentenceEncoder:
         # In-place change counters of the base weights, before any fine-tuned weights
         # are loaded or trained: a layer whose counters never moved still computes what
         # the base model computes, so its output can be shared (see hidden_one).
-        self._base_versions = _versions(self.model)
+        # parameter lists per part, collected once: nn.Module.parameters() walks the
+        # module tree and cost more than a layer's arithmetic when called per message
+        self._parts = _parameter_lists(self.model)
+        self._base_versions = _versions(self._parts)
         if weights is not None:
             # A partial state dict: the fine-tuned layers over the verified base.
             result = self.model.load_state_dict(weights, strict=False)
@@ -377,7 +380,7 @@ class SentenceEncoder:
         Torch counts in-place changes per tensor (``_version``): training the layers,
         or loading weights into them, makes the packed copy stale.
         """
-        params = tuple(p._version for p in self.model.encoder.parameters())
+        params = tuple(v for part in _versions(self._parts)[1:] for v in part)
         if self._packed is None or self._packed[0] != params:
             torch = self._torch
             layers = []
@@ -412,7 +415,7 @@ class SentenceEncoder:
         once for both (the intent model and the entity tagger fine-tune only their
         top layers).
         """
-        now = _versions(self.model)
+        now = _versions(self._parts)
         if now[0] != self._base_versions[0]:
             return -1
         same = 0
@@ -439,7 +442,7 @@ class SentenceEncoder:
         eps = float(config.layer_norm_eps)
         cap_threads(self._single_threads)
         shared = self.base_layers()
-        key = (self.sha256, self.max_length, tuple(input_ids[0].tolist()), shared)
+        key = (self.sha256, tuple(input_ids[0].tolist()), shared)  # ids say all: no max_length
         with self._torch.inference_mode():
             x = _lower_states.get(key) if shared >= 0 else None
             start = shared if x is not None else 0
@@ -522,10 +525,14 @@ class SentenceEncoder:
                 memo.popitem(last=False)
 
 
-def _versions(model: Any) -> list[tuple[int, ...]]:
-    """Per part (embeddings, then each layer), its parameters' in-place change counters."""
-    parts = [model.embeddings, *model.encoder.layer]
-    return [tuple(p._version for p in part.parameters()) for part in parts]
+def _parameter_lists(model: Any) -> list[list[Any]]:
+    """The parameters of each part: the embeddings, then each transformer layer."""
+    return [list(part.parameters()) for part in (model.embeddings, *model.encoder.layer)]
+
+
+def _versions(parts: list[list[Any]]) -> list[tuple[int, ...]]:
+    """Per part, its parameters' in-place change counters."""
+    return [tuple(p._version for p in params) for params in parts]
 
 
 class _LowerStates:
