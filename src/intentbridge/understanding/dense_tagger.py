@@ -6,7 +6,8 @@ offsets) a distribution over the BIO labels, read at the token's first word piec
 (aligned through the fast tokenizer's offset mapping). The layers below are frozen
 and run once over the training texts; their outputs are cached, so a step costs only
 ``train_layers / 6`` of a full forward and backward pass. The schedule is re-planned
-from the measured step speed so that training ends inside ``time_budget_s``.
+from the measured step speed so that training ends inside ``time_budget_s`` (the
+loop is in :mod:`.tagger_training`).
 
 Optionally (``intent_feature``) a learned vector per intent is added to every token's
 state before the head: the gold intent when training, the predicted one when parsing.
@@ -22,12 +23,9 @@ pickle is used.
 from __future__ import annotations
 
 import json
-import math
 import os
-import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +35,10 @@ import numpy.typing as npt
 from intentbridge.errors import MissingExtraError, ModelError
 from intentbridge.understanding.encoders import (
     SentenceEncoder,
-    cap_threads,
     find_embeddings_dir,
     verify_embeddings_dir,
 )
+from intentbridge.understanding.tagger_training import EncodedText, TokenHead, TokenTrainer
 from intentbridge.understanding.tokenizer import Token
 
 __all__ = ["DenseTokenTagger", "first_pieces"]
@@ -100,16 +98,6 @@ def first_pieces(offsets: Sequence[tuple[int, int]], tokens: Sequence[Token]) ->
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class _Encoded:
-    """One training text: cached lower states, token positions and label ids."""
-
-    states: Any  # torch.Tensor (pieces, dim)
-    positions: list[int]
-    label_ids: list[int]
-    intent_id: int
-
-
 class DenseTokenTagger:
     """BIO token tagger on a fine-tuned MiniLM.
 
@@ -133,8 +121,7 @@ class DenseTokenTagger:
         self.intents_: list[str] = []
         self.fit_info: dict[str, Any] = {}
         self._encoder: SentenceEncoder | None = None
-        self._head: Any = None  # torch.nn.Linear
-        self._intent_vectors: Any = None  # torch.Tensor (n_intents, dim) or None
+        self._head: TokenHead | None = None
         self._trained_state: dict[str, npt.NDArray[np.float16]] = {}
 
     @staticmethod
@@ -172,9 +159,9 @@ class DenseTokenTagger:
         self._encoder = encoder
         torch = encoder._torch
         torch.manual_seed(int(p["seed"]))
-        self._head = torch.nn.Linear(encoder.dimension, len(self.labels_))
+        self._head = TokenHead(torch.nn.Linear(encoder.dimension, len(self.labels_)))
         if self.intents_:
-            self._intent_vectors = torch.nn.Parameter(
+            self._head.intent_vectors = torch.nn.Parameter(
                 torch.zeros(len(self.intents_), encoder.dimension)
             )
         first = encoder.num_layers - int(p["train_layers"])
@@ -182,7 +169,8 @@ class DenseTokenTagger:
             raise ValueError(f"train_layers must be between 1 and {encoder.num_layers}")
         encoded = self._encode_training_set(texts, tokens, labels, intents, first)
         cache_s = time.perf_counter() - started
-        summary = _Trainer(self, encoded, first, log).run(
+        trainer = TokenTrainer(encoder, self._head, encoded, first=first, params=p, log=log)
+        summary = trainer.run(
             None if p["time_budget_s"] is None else float(p["time_budget_s"]) - cache_s
         )
         self._round_trained(first)
@@ -197,17 +185,18 @@ class DenseTokenTagger:
         labels: Sequence[Sequence[str]],
         intents: Sequence[str] | None,
         first: int,
-    ) -> list[_Encoded]:
+    ) -> list[EncodedText]:
         encoder = self._require_encoder()
         states = encoder.lower_states(list(texts), first)
         index = {y: i for i, y in enumerate(self.labels_)}
         intent_index = {c: i for i, c in enumerate(self.intents_)}
-        out: list[_Encoded] = []
+        out: list[EncodedText] = []
         for i, text in enumerate(texts):
             pieces = first_pieces(self._offsets(text), tokens[i])
             kept = [(pos, index[y]) for pos, y in zip(pieces, labels[i], strict=True) if pos >= 0]
             intent_id = intent_index.get(intents[i], -1) if intents is not None else -1
-            out.append(_Encoded(states[i], [k[0] for k in kept], [k[1] for k in kept], intent_id))
+            positions, label_ids = [k[0] for k in kept], [k[1] for k in kept]
+            out.append(EncodedText(states[i], positions, label_ids, intent_id))
         return out
 
     def _round_trained(self, first: int) -> None:
@@ -227,9 +216,12 @@ class DenseTokenTagger:
     # -- prediction -----------------------------------------------------------------
 
     def _require_encoder(self) -> SentenceEncoder:
+        return self._require_fitted()[0]
+
+    def _require_fitted(self) -> tuple[SentenceEncoder, TokenHead]:
         if self._encoder is None or self._head is None:
             raise ModelError("DenseTokenTagger is not fitted: call fit() or load()")
-        return self._encoder
+        return self._encoder, self._head
 
     def _offsets(self, text: str) -> list[tuple[int, int]]:
         encoder = self._require_encoder()
@@ -241,13 +233,6 @@ class DenseTokenTagger:
         )
         return [(int(s), int(e)) for s, e in enc["offset_mapping"]]
 
-    def token_states(self, hidden: Any, intent_ids: Any) -> Any:
-        """States fed to the head: the hidden state plus the intent's vector (if any)."""
-        if self._intent_vectors is None:
-            return hidden
-        vectors = self._intent_vectors[intent_ids.clamp(min=0)]
-        return hidden + vectors * (intent_ids >= 0).unsqueeze(-1).to(hidden.dtype)
-
     def predict_proba(
         self, text: str, tokens: Sequence[Token], intent: str | None = None
     ) -> FloatArray:
@@ -255,7 +240,7 @@ class DenseTokenTagger:
 
         Tokens without a word piece (truncated away) get ``O`` with probability 1.
         """
-        encoder = self._require_encoder()
+        encoder, head = self._require_fitted()
         torch = encoder._torch
         out = np.zeros((len(tokens), len(self.labels_)), dtype=np.float32)
         out[:, 0] = 1.0
@@ -279,8 +264,7 @@ class DenseTokenTagger:
         with torch.inference_mode():
             positions = torch.tensor([pieces[i] for i in rows], dtype=torch.long)
             ids = torch.full((len(rows),), intent_id, dtype=torch.long)
-            states = self.token_states(hidden[positions], ids)
-            probs = torch.softmax(self._head(states), dim=-1).numpy()
+            probs = torch.softmax(head.logits(hidden[positions], ids), dim=-1).numpy()
         out[rows] = probs
         return out
 
@@ -288,16 +272,17 @@ class DenseTokenTagger:
 
     def save(self, directory: Path) -> None:
         """Write the trained parts and a reference to the base encoder to ``directory``."""
-        encoder = self._require_encoder()
+        encoder, token_head = self._require_fitted()
         save_file = _safetensors_numpy().save_file
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         head = {
-            "weight": self._head.weight.detach().numpy().astype(np.float32),
-            "bias": self._head.bias.detach().numpy().astype(np.float32),
+            "weight": token_head.linear.weight.detach().numpy().astype(np.float32),
+            "bias": token_head.linear.bias.detach().numpy().astype(np.float32),
         }
-        if self._intent_vectors is not None:
-            head["intent_vectors"] = self._intent_vectors.detach().numpy().astype(np.float32)
+        if token_head.intent_vectors is not None:
+            vectors = token_head.intent_vectors.detach().numpy()
+            head["intent_vectors"] = vectors.astype(np.float32)
         save_file(
             {k: np.ascontiguousarray(v) for k, v in head.items()}, str(directory / _HEAD_FILE)
         )
@@ -359,162 +344,9 @@ class DenseTokenTagger:
             linear.weight.copy_(torch.from_numpy(head["weight"]))
             linear.bias.copy_(torch.from_numpy(head["bias"]))
         linear.eval()
-        tagger._head = linear
-        if "intent_vectors" in head:
-            tagger._intent_vectors = torch.from_numpy(head["intent_vectors"])
+        vectors = head.get("intent_vectors")
+        tagger._head = TokenHead(linear, None if vectors is None else torch.from_numpy(vectors))
         return tagger
-
-
-class _Trainer:
-    """The training loop: AdamW, warm-up then linear decay, length-bucketed batches."""
-
-    def __init__(
-        self,
-        tagger: DenseTokenTagger,
-        data: list[_Encoded],
-        first: int,
-        log: Callable[[str], None] | None,
-    ) -> None:
-        self.tagger = tagger
-        self.data = data
-        self.first = first
-        self.log = log
-        self.encoder = tagger._require_encoder()
-        self.torch = self.encoder._torch
-        self.p = tagger.params
-        self.rng = random.Random(int(self.p["seed"]))  # noqa: S311 - shuffling only
-
-    def _optimizer(self) -> tuple[Any, list[Any]]:
-        torch, p = self.torch, self.p
-        model = self.encoder.model
-        for param in model.parameters():
-            param.requires_grad_(False)
-        top = model.encoder.layer[self.first :]
-        decay: list[Any] = []
-        no_decay: list[Any] = []
-        for name, param in top.named_parameters():
-            param.requires_grad_(True)
-            (no_decay if "LayerNorm" in name or name.endswith("bias") else decay).append(param)
-        head = list(self.tagger._head.parameters())
-        if self.tagger._intent_vectors is not None:
-            head.append(self.tagger._intent_vectors)
-        lr, head_lr = float(p["learning_rate"]), float(p["head_learning_rate"])
-        optimizer = torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": float(p["weight_decay"]), "lr": lr},
-                {"params": no_decay, "weight_decay": 0.0, "lr": lr},
-                {"params": head, "weight_decay": 0.0, "lr": head_lr},
-            ]
-        )
-        return optimizer, decay + no_decay + head
-
-    def _batches(self) -> list[list[int]]:
-        # Shuffle, then sort within chunks of 50 batches by length: less padding,
-        # still random across the epoch.
-        size = int(self.p["batch_size"])
-        idx = list(range(len(self.data)))
-        self.rng.shuffle(idx)
-        batches: list[list[int]] = []
-        for s in range(0, len(idx), size * 50):
-            part = sorted(idx[s : s + size * 50], key=lambda i: int(self.data[i].states.shape[0]))
-            batches.extend(part[b : b + size] for b in range(0, len(part), size))
-        self.rng.shuffle(batches)
-        return batches
-
-    def _loss(self, batch: list[int], dropout: Any, loss_fn: Any) -> Any:
-        torch, enc = self.torch, self.encoder
-        items = [self.data[i] for i in batch]
-        hidden = torch.nn.utils.rnn.pad_sequence([it.states for it in items], batch_first=True)
-        mask = torch.zeros(hidden.shape[:2], dtype=torch.long)
-        for row, it in enumerate(items):
-            mask[row, : it.states.shape[0]] = 1
-        hidden = enc.run_layers(hidden, mask, self.first, enc.num_layers)
-        rows = [row for row, it in enumerate(items) for _ in it.positions]
-        cols = [pos for it in items for pos in it.positions]
-        gold = torch.tensor([y for it in items for y in it.label_ids], dtype=torch.long)
-        intents = torch.tensor([it.intent_id for it in items for _ in it.positions])
-        states = self.tagger.token_states(hidden[rows, cols], intents)
-        return loss_fn(self.tagger._head(dropout(states)), gold)
-
-    def run(self, budget_s: float | None) -> dict[str, Any]:
-        """Train; returns a summary (steps, seconds, last loss, whether time cut it)."""
-        torch, p = self.torch, self.p
-        cap_threads(p["num_threads"])
-        optimizer, trainable = self._optimizer()
-        per_epoch = math.ceil(len(self.data) / int(p["batch_size"]))
-        schedule = _Schedule(max(1, round(per_epoch * float(p["epochs"]))), budget_s, p)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.factor)
-        dropout = torch.nn.Dropout(float(p["dropout"]))
-        loss_fn = torch.nn.CrossEntropyLoss()
-        self.encoder.model.encoder.layer[self.first :].train()
-        self.tagger._head.train()
-        last = float("nan")
-        while not schedule.done():
-            for batch in self._batches():
-                if schedule.done():
-                    break
-                if not any(self.data[i].positions for i in batch):
-                    continue
-                loss = self._loss(batch, dropout, loss_fn)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-                optimizer.step()
-                scheduler.step()
-                last = float(loss.detach())
-                schedule.tick()
-                if self.log is not None and schedule.step % 50 == 0:
-                    self.log(f"step {schedule.step}/{schedule.total} loss {last:.4f}")
-        self.encoder.model.eval()
-        self.tagger._head.eval()
-        for param in self.encoder.model.parameters():
-            param.requires_grad_(False)
-        return {
-            "train_layers": int(p["train_layers"]),
-            "steps": schedule.step,
-            "planned_steps": schedule.planned,
-            "epochs_done": round(schedule.step / per_epoch, 3),
-            "train_seconds": round(schedule.elapsed(), 2),
-            "loss": last,
-            "shortened_by_time_budget": schedule.cut,
-        }
-
-
-class _Schedule:
-    """Steps to take, warm-up/decay factor, and re-planning from the measured speed."""
-
-    def __init__(self, total: int, budget_s: float | None, p: dict[str, Any]) -> None:
-        self.total = self.planned = total
-        self.budget_s = budget_s
-        self.warmup = max(1, round(total * float(p["warmup_fraction"])))
-        self.step = 0
-        self.cut = False
-        self.started = time.perf_counter()
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.started
-
-    def done(self) -> bool:
-        return self.step >= self.total
-
-    def factor(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / self.warmup
-        return max(0.0, (self.total - step) / max(1, self.total - self.warmup))
-
-    def tick(self) -> None:
-        self.step += 1
-        if self.budget_s is None:
-            return
-        elapsed = self.elapsed()
-        # Re-plan from the measured speed, with 5% slack; never past the epochs asked.
-        # Up as well as down: on a shared machine the first steps may be the slow ones.
-        if self.step in (20, 100) or self.step % 200 == 0:
-            fits = int(self.step * 0.95 * max(self.budget_s, 0.0) / elapsed)
-            self.total = max(self.step + 1, min(self.planned, fits))
-            self.cut = self.total < self.planned
-        if elapsed > self.budget_s:
-            self.total, self.cut = self.step, True
 
 
 def _base_dir(recorded: str, encoder_path: str | None) -> Path:
