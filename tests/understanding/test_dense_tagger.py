@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from intentbridge.understanding.pipeline import get_pipeline
 from intentbridge.understanding.tagger import allowed_transitions, bio_labels, constrained_decode
+from intentbridge.understanding.tagger_training import Schedule
 from intentbridge.understanding.tokenizer import tokenize
 
 
@@ -27,6 +29,23 @@ def test_constrained_decode_never_starts_an_entity_inside() -> None:
     allowed = allowed_transitions(labels)
     assert not allowed[len(labels), 2]  # no I- at the start
     assert allowed[1, 2] and allowed[2, 2] and not allowed[3, 2]
+
+
+def test_schedule_stops_inside_its_budget_and_never_runs_past_the_plan() -> None:
+    settings = {"warmup_fraction": 0.1}
+    unlimited = Schedule(5, None, settings)
+    while not unlimited.done():
+        unlimited.tick()
+    assert (unlimited.step, unlimited.cut) == (5, False)
+    spent = Schedule(1000, 0.0, settings)  # no time at all: one step, then stop
+    spent.tick()
+    assert spent.done() and spent.cut and spent.step == 1
+    assert Schedule(100, None, settings).factor(0) == pytest.approx(0.1)  # warming up
+
+
+def test_only_the_accurate_pipeline_uses_the_transformer_tagger() -> None:
+    assert get_pipeline("fast").entity_tagger == "crf"
+    assert get_pipeline("accurate").entity_tagger == "crf+dense"
 
 
 pytest.importorskip("torch", reason="the 'embeddings' extra (torch) is not installed")
