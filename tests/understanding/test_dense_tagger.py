@@ -11,6 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from intentbridge.understanding.data import EntitySpan, TrainingData, TrainingExample
+from intentbridge.understanding.entities import EntityRecognizer
+from intentbridge.understanding.extractors.base import RuleExtractors
 from intentbridge.understanding.pipeline import get_pipeline
 from intentbridge.understanding.tagger import allowed_transitions, bio_labels, constrained_decode
 from intentbridge.understanding.tagger_training import Schedule
@@ -48,12 +51,36 @@ def test_only_the_accurate_pipeline_uses_the_transformer_tagger() -> None:
     assert get_pipeline("accurate").entity_tagger == "crf+dense"
 
 
+def test_spans_whose_rule_matches_reach_past_them_are_not_widened() -> None:
+    """SNIPS rates "a three": the number rule matches "a three", the rating is "three"."""
+    words = ["one", "two", "three", "four", "five", "zero"]
+    examples = []
+    for i, word in enumerate(words * 3):
+        text = f"rate {['this book', 'the novel', 'it'][i % 3]} a {word}"
+        start = text.rindex(word)
+        examples.append(
+            TrainingExample(text, "rate", (EntitySpan(start, len(text), "rating", word),))
+        )
+    data = TrainingData(examples=examples)
+    rules = RuleExtractors()
+    learned = EntityRecognizer.train(data, rules=rules, learn_fixed_spans=True)
+    assert learned.entity_kinds == {"rating": "number"}
+    assert learned.fixed_spans == {"rating"}
+    assert learned.strict_spans  # and never into another tagged span
+    (rating,) = learned.extract("rate the novel a four")
+    assert (rating.text, rating.value) == ("four", 4)
+    # the fast pipeline's recognizer keeps widening
+    widening = EntityRecognizer.train(data, rules=rules)
+    assert widening.fixed_spans == frozenset()
+    assert not widening.strict_spans
+    assert widening.extract("rate the novel a four")[0].text == "a four"
+
+
 pytest.importorskip("torch", reason="the 'embeddings' extra (torch) is not installed")
 pytest.importorskip("transformers", reason="the 'embeddings' extra is not installed")
 
 from intentbridge.errors import ModelError  # noqa: E402 - after the skips above
-from intentbridge.understanding import NluModel, TrainingData, TrainingExample  # noqa: E402
-from intentbridge.understanding.data import EntitySpan  # noqa: E402
+from intentbridge.understanding import NluModel  # noqa: E402
 from intentbridge.understanding.dense_tagger import DenseTokenTagger, first_pieces  # noqa: E402
 from intentbridge.understanding.encoders import find_embeddings_dir  # noqa: E402
 

@@ -49,6 +49,9 @@ _MIN_EMIT_PRECISION = 0.8
 _MIN_EMIT_SUPPORT = 3  # one lucky overlap must not turn every "$5" into an object_name
 _MIN_CLUSTER_EXAMPLES = 1000  # fewer messages give too few contexts to cluster words
 _FLOOR = 1e-9  # probabilities below this count as this when mixing in log space
+# Keep tagged spans of an entity as they are when more than this share of its
+# annotated spans have a rule match reaching past them ("a three" for "three")
+_MAX_WIDENING_HARM = 0.1
 
 ProgressFn = Callable[[int, int], None]
 
@@ -103,8 +106,15 @@ class EntityRecognizer:
         intent_feature: bool = False,
         neural: TokenTagger | None = None,
         crf_weight: float = 0.5,
+        fixed_spans: Sequence[str] = (),
+        strict_spans: bool = False,
     ) -> None:
         self.rules = rules
+        #: Entities whose tagged spans are never widened to a rule match: in training
+        #: data their matches often reached past the annotated span.
+        self.fixed_spans = frozenset(fixed_spans)
+        #: Never widen a tagged span into another one (the accurate pipeline's choice).
+        self.strict_spans = strict_spans
         self.tagger = tagger
         self.neural: TokenTagger | None = None
         self.crf_weight = crf_weight
@@ -145,6 +155,8 @@ class EntityRecognizer:
             intent_feature=bool(config.get("intent_feature", False)),
             neural=neural,
             crf_weight=float(config.get("crf_weight", 0.5)),
+            fixed_spans=config.get("fixed_spans", ()),
+            strict_spans=bool(config.get("strict_spans", False)),
         )
 
     @classmethod
@@ -157,6 +169,7 @@ class EntityRecognizer:
         progress: ProgressFn | None = None,
         clusters: bool | None = None,
         intent_feature: bool = True,
+        learn_fixed_spans: bool = False,
     ) -> EntityRecognizer:
         """Learn the tagger (if any example has entities) and the merge policy.
 
@@ -164,6 +177,9 @@ class EntityRecognizer:
         (default: when there are at least ``_MIN_CLUSTER_EXAMPLES`` examples).
         ``intent_feature``: give the tagger the (gold) intent of each example; parsing
         then passes the predicted intent.
+        ``learn_fixed_spans``: learn which entities' tagged spans must not be widened
+        to a rule match (:attr:`fixed_spans`), and never widen a tagged span into
+        another (:attr:`strict_spans`); the accurate pipeline's choice.
         """
         learned = set(data.entity_names)
         if clusters is None:
@@ -181,6 +197,8 @@ class EntityRecognizer:
         coverage: dict[str, Counter[str]] = defaultdict(Counter)
         entity_total: Counter[str] = Counter()
         role_entities: set[str] = set()
+        overlaps: dict[str, Counter[str]] = defaultdict(Counter)
+        reaching_past: dict[str, Counter[str]] = defaultdict(Counter)
         for ex in data.examples:
             candidates = rules.extract(ex.text)
             for cand in resolve_overlaps(candidates):
@@ -194,10 +212,15 @@ class EntityRecognizer:
                 entity_total[sp.entity] += 1
                 if sp.role is not None:
                     role_entities.add(sp.entity)
-                for kind in {
-                    rule_kind(c) for c in candidates if c.start < sp.end and c.end > sp.start
-                }:
+                touching = [c for c in candidates if c.start < sp.end and c.end > sp.start]
+                for kind in {rule_kind(c) for c in touching}:
                     coverage[sp.entity][kind] += 1
+                for extractor in {c.extractor for c in touching}:
+                    overlaps[sp.entity][extractor] += 1
+                for extractor in {
+                    c.extractor for c in touching if c.start < sp.start or c.end > sp.end
+                }:
+                    reaching_past[sp.entity][extractor] += 1
             if learned:
                 tokens = tokenize(ex.text)
                 features.append(
@@ -216,6 +239,12 @@ class EntityRecognizer:
                 if coverage[entity][kind] >= _MIN_KIND_COVERAGE * total:
                     entity_kinds[entity] = kind
                     break
+        fixed_spans = sorted(
+            entity
+            for entity, kind in entity_kinds.items()
+            if learn_fixed_spans
+            and reaching_past[entity][kind] > _MAX_WIDENING_HARM * overlaps[entity][kind]
+        )
         claimed = set(entity_kinds.values())
         emit: dict[str, str | None] = {}
         for kind in {*kind_total, *_VALUE_KINDS, *_rule_kinds(rules)}:
@@ -251,6 +280,8 @@ class EntityRecognizer:
             role_entities=sorted(role_entities),
             clusters=word_clusters,
             intent_feature=use_intent,
+            fixed_spans=fixed_spans,
+            strict_spans=learn_fixed_spans,
         )
 
     def extract(self, text: str, intent: str | None = None) -> tuple[Entity, ...]:
@@ -272,8 +303,10 @@ class EntityRecognizer:
                 labels, probs = self.tagger.tag(features)
             else:
                 labels, probs = self._mix.labels(text, tokens, features, intent)
-            for span in decode(tokens, labels, probs):
-                out.append(self._from_tagged(text, span, candidates))
+            spans = decode(tokens, labels, probs)
+            for span in spans:
+                others = [o for o in spans if o is not span] if self.strict_spans else []
+                out.append(self._from_tagged(text, span, candidates, others))
         for cand in resolve_overlaps(
             [c for c in candidates if all(c.end <= e.start or c.start >= e.end for e in out)]
         ):
@@ -283,15 +316,26 @@ class EntityRecognizer:
         out.sort(key=lambda e: e.start)
         return tuple(self.roles.resolve(text, out))
 
-    def _from_tagged(self, text: str, tagged: TaggedSpan, candidates: Sequence[Entity]) -> Entity:
+    def _from_tagged(
+        self,
+        text: str,
+        tagged: TaggedSpan,
+        candidates: Sequence[Entity],
+        others: Sequence[TaggedSpan] = (),
+    ) -> Entity:
         start, end, entity = tagged.start, tagged.end, tagged.entity
         role, confidence = tagged.role, tagged.confidence
         kind = self.entity_kinds.get(entity)
         if kind is not None:
             # widen to the rule match ("50" tagged, "50 euros" matched) so the value
-            # keeps its currency, and take the rule's value when spans agree
+            # keeps its currency, and take the rule's value when spans agree; not for
+            # entities whose matches reach past annotated spans ("a three" for "three")
             for cand in candidates:
                 if cand.extractor == kind and cand.start < end and cand.end > start:
+                    if entity in self.fixed_spans and (cand.start < start or cand.end > end):
+                        continue
+                    if any(cand.start < o.end and cand.end > o.start for o in others):
+                        continue  # "next" tagged apart: "thursday" stays "thursday"
                     start, end = min(start, cand.start), max(end, cand.end)
                     if (cand.start, cand.end) == (start, end):
                         return Entity(
@@ -317,6 +361,8 @@ class EntityRecognizer:
             "clusters": self.clusters,
             "intent_feature": self.intent_feature,
             "crf_weight": self.crf_weight,
+            "fixed_spans": sorted(self.fixed_spans),
+            "strict_spans": self.strict_spans,
         }
 
 

@@ -146,6 +146,7 @@ def train_model(
             rules=rules,
             crf_params=crf_params,
             progress=lambda done, total: report("entities", done / max(total, 1)),
+            learn_fixed_spans=job is not None,
         )
     if job is not None and entities.tagger is not None and entities.neural is None:
         entities.set_neural(job.train(data), job.crf_weight)
@@ -301,7 +302,9 @@ def _train_entities_in_child(
     ``tagger_dir`` (safetensors + JSON) for the parent to load.
     """
     rules = RuleExtractors(**rules_config)
-    recognizer = EntityRecognizer.train(data, rules=rules, crf_params=crf_params)
+    recognizer = EntityRecognizer.train(
+        data, rules=rules, crf_params=crf_params, learn_fixed_spans=job is not None
+    )
     tagger = recognizer.tagger
     if tagger is None:
         return None, {}, recognizer.config()
