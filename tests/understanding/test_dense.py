@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -53,8 +54,32 @@ LABELS = [label for _, label in TRAIN]
 
 
 @pytest.fixture(scope="module")
-def encoder() -> SentenceEncoder:
-    return SentenceEncoder(MODEL_DIR)
+def encoder() -> Iterator[SentenceEncoder]:
+    """Float32 products, so the lean path can be compared with the model's own to 1e-5."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(encoders.DTYPE_ENV, "float32")
+        yield SentenceEncoder(MODEL_DIR)
+
+
+def test_bfloat16_products_stay_close_to_float32(
+    encoder: SentenceEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(encoders.DTYPE_ENV, "bfloat16")
+    fast = SentenceEncoder(MODEL_DIR)
+    for text in ["what is my balance", "move 50 euros from checking to savings please"]:
+        exact, rounded = encoder.encode_one(text), fast.encode_one(text)
+        assert float(exact @ rounded) > 0.999  # unit vectors: cosine similarity
+        assert float(np.abs(exact - rounded).max()) > 0  # it did use bfloat16
+
+
+def test_parse_dtype_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(encoders.DTYPE_ENV, "float32")
+    assert encoders.parse_dtype() == "float32"
+    monkeypatch.setenv(encoders.DTYPE_ENV, "float16")
+    with pytest.raises(ModelError, match="INTENTBRIDGE_PARSE_DTYPE"):
+        encoders.parse_dtype()
+    monkeypatch.delenv(encoders.DTYPE_ENV)
+    assert encoders.parse_dtype() in ("float32", "bfloat16")
 
 
 def test_file_sha256_matches_hashlib(tmp_path: Path) -> None:
@@ -236,7 +261,7 @@ def test_encoders_on_one_base_share_the_base_layers_states(encoder: SentenceEnco
     assert first.base_layers() == 5 == second.base_layers()
     text = "send forty pounds to my landlord on friday"
     ids = first.tokenizer(text, return_tensors="pt")["input_ids"]
-    key = (first.sha256, tuple(ids[0].tolist()), 5)
+    key = (first.sha256, str(first._matmul_dtype), tuple(ids[0].tolist()), 5)
     a = first.encode_one(text)
     assert encoders._lower_states.get(key) is not None  # computed once …
     b = second.encode_one(text)  # … and reused here

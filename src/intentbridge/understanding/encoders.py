@@ -69,6 +69,9 @@ _EXTRA = "embeddings"
 _DEFAULT_THREADS = 2
 #: Environment variable that fixes the number of torch threads.
 THREADS_ENV = "INTENTBRIDGE_TORCH_THREADS"
+#: ``float32`` or ``bfloat16``: the number format of a parse's matrix products
+#: (default: bfloat16 where the CPU multiplies it natively, see :func:`parse_dtype`).
+DTYPE_ENV = "INTENTBRIDGE_PARSE_DTYPE"
 #: Intent utterances are short; 64 word pieces cover all but a handful of them.
 DEFAULT_MAX_LENGTH = 64
 
@@ -227,6 +230,28 @@ def cap_threads(num_threads: int | None = None) -> int:
     return wanted
 
 
+def parse_dtype() -> str:
+    """``bfloat16`` when the CPU multiplies it natively (AVX512-BF16, AMX), else ``float32``.
+
+    A 20 × 384 by 384 × 1536 product took 0.26 ms in float32 and 0.08 ms in bfloat16
+    on the development machine (AMD EPYC, AVX512-BF16). Only the matrix products use
+    it; embeddings, attention, layer norms and the heads stay float32. Validation
+    accuracy was unchanged (docs/nlu-accurate.md, "Parse latency").
+    ``$INTENTBRIDGE_PARSE_DTYPE`` overrides the choice.
+    """
+    wanted = os.environ.get(DTYPE_ENV, "").strip().lower()
+    if wanted in ("float32", "bfloat16"):
+        return wanted
+    if wanted:
+        raise ModelError(f"{DTYPE_ENV}={wanted!r}: use 'float32' or 'bfloat16'")
+    torch = _import_torch()
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        native = False
+    return "bfloat16" if native else "float32"
+
+
 class SentenceEncoder:
     """all-MiniLM-L6-v2 sentence embeddings: mean pooling over tokens, then L2 norm.
 
@@ -301,6 +326,7 @@ class SentenceEncoder:
         # for both threads. An explicit ``num_threads`` (or the variable) still wins.
         self._single_threads = num_threads or int(os.environ.get(THREADS_ENV) or 1)
         self._packed: tuple[tuple[int, ...], list[tuple[Any, ...]]] | None = None
+        self._matmul_dtype = getattr(torch, parse_dtype())
 
     @property
     def dimension(self) -> int:
@@ -383,23 +409,28 @@ class SentenceEncoder:
         params = tuple(v for part in _versions(self._parts)[1:] for v in part)
         if self._packed is None or self._packed[0] != params:
             torch = self._torch
+            dtype = self._matmul_dtype
             layers = []
             with torch.no_grad():
                 for layer in self.model.encoder.layer:
                     att, out = layer.attention, layer.output
                     q, k, v = att.self.query, att.self.key, att.self.value
+
+                    def mm(t: Any) -> Any:
+                        return t.detach().to(dtype).clone()
+
                     layers.append(
                         (
-                            torch.cat([q.weight, k.weight, v.weight]).detach().clone(),
-                            torch.cat([q.bias, k.bias, v.bias]).detach().clone(),
-                            att.output.dense.weight.detach(),
-                            att.output.dense.bias.detach(),
+                            mm(torch.cat([q.weight, k.weight, v.weight])),
+                            mm(torch.cat([q.bias, k.bias, v.bias])),
+                            mm(att.output.dense.weight),
+                            mm(att.output.dense.bias),
                             att.output.LayerNorm.weight.detach(),
                             att.output.LayerNorm.bias.detach(),
-                            layer.intermediate.dense.weight.detach(),
-                            layer.intermediate.dense.bias.detach(),
-                            out.dense.weight.detach(),
-                            out.dense.bias.detach(),
+                            mm(layer.intermediate.dense.weight),
+                            mm(layer.intermediate.dense.bias),
+                            mm(out.dense.weight),
+                            mm(out.dense.bias),
                             out.LayerNorm.weight.detach(),
                             out.LayerNorm.bias.detach(),
                         )
@@ -441,8 +472,15 @@ class SentenceEncoder:
         size, heads = int(config.hidden_size), int(config.num_attention_heads)
         eps = float(config.layer_norm_eps)
         cap_threads(self._single_threads)
+        dtype = self._matmul_dtype
+
+        def linear(x: Any, weight: Any, bias: Any) -> Any:
+            # the product in the parse dtype; what goes around it stays float32
+            return functional.linear(x.to(dtype), weight, bias).float()
+
         shared = self.base_layers()
-        key = (self.sha256, tuple(input_ids[0].tolist()), shared)  # ids say all: no max_length
+        # the ids say all (no max_length); the dtype changes the numbers
+        key = (self.sha256, str(dtype), tuple(input_ids[0].tolist()), shared)
         with self._torch.inference_mode():
             x = _lower_states.get(key) if shared >= 0 else None
             start = shared if x is not None else 0
@@ -453,18 +491,14 @@ class SentenceEncoder:
                 if index == shared and shared > 0:
                     _lower_states.put(key, x)
                 wqkv, bqkv, wo, bo, g1, b1, wi, bi, w2, b2, g2, bb2 = packed
-                q, k, v = functional.linear(x, wqkv, bqkv).view(tokens, 3, heads, -1).unbind(1)
+                q, k, v = linear(x, wqkv, bqkv).view(tokens, 3, heads, -1).unbind(1)
                 attended = functional.scaled_dot_product_attention(
                     q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)
                 )
                 attended = attended.transpose(0, 1).reshape(tokens, size)
-                x = functional.layer_norm(
-                    x + functional.linear(attended, wo, bo), (size,), g1, b1, eps
-                )
-                inner = functional.gelu(functional.linear(x, wi, bi))
-                x = functional.layer_norm(
-                    x + functional.linear(inner, w2, b2), (size,), g2, bb2, eps
-                )
+                x = functional.layer_norm(x + linear(attended, wo, bo), (size,), g1, b1, eps)
+                inner = functional.gelu(linear(x, wi, bi))
+                x = functional.layer_norm(x + linear(inner, w2, b2), (size,), g2, bb2, eps)
             if start < shared == self.num_layers:  # a frozen encoder: all layers are base
                 _lower_states.put(key, x)
         hidden: torch.Tensor = x
