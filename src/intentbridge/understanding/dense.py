@@ -22,7 +22,6 @@ the 90 MB base file is never copied, and no pickle is used.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -34,10 +33,12 @@ from intentbridge.errors import MissingExtraError, ModelError
 from intentbridge.understanding.encoders import (
     FineTuneConfig,
     SentenceEncoder,
-    find_embeddings_dir,
+    base_encoder_dir,
+    base_encoder_record,
     fine_tune_classifier,
+    read_saved_meta,
+    safetensors_numpy,
     shared_encoder,
-    verify_embeddings_dir,
 )
 
 __all__ = ["DenseIntentClassifier"]
@@ -231,7 +232,7 @@ class DenseIntentClassifier:
     def save(self, directory: Path) -> None:
         """Write the trained parts and a reference to the base encoder to ``directory``."""
         encoder, weights, bias = self._require_fitted()
-        save_file = _safetensors_numpy().save_file
+        save_file = safetensors_numpy().save_file
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         save_file(
@@ -252,11 +253,7 @@ class DenseIntentClassifier:
             "params": self.params,
             "logit_scale": self._logit_scale,
             "fine_tuned": bool(self._trained_state),
-            "base_encoder": {
-                "name": "sentence-transformers/all-MiniLM-L6-v2",
-                "path": str(encoder.path),
-                "sha256": encoder.sha256,
-            },
+            "base_encoder": base_encoder_record(encoder),
             "fit_info": self.fit_info,
         }
         (directory / _META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
@@ -270,23 +267,10 @@ class DenseIntentClassifier:
         the folder recorded at save time; its SHA-256 must match the recorded one.
         """
         directory = Path(directory)
-        meta_path = directory / _META_FILE
-        if not meta_path.is_file():
-            raise ModelError(f"no {_META_FILE} in {directory}: not a saved dense model")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("format") != _FORMAT:
-            raise ModelError(f"{meta_path}: unsupported format {meta.get('format')!r}")
-        base = meta["base_encoder"]
-        path = encoder_path
-        if path is None and not os.environ.get("INTENTBRIDGE_EMBEDDINGS"):
-            try:
-                find_embeddings_dir(None, verify=False)
-            except ModelError:
-                path = base["path"]  # package not found: use the folder seen at training
-        base_dir = find_embeddings_dir(path, verify=False)
-        sha = verify_embeddings_dir(base_dir, expected_sha256=base["sha256"])
+        meta = read_saved_meta(directory, _META_FILE, _FORMAT, "dense model")
+        base_dir = base_encoder_dir(meta["base_encoder"], encoder_path)
         model = cls(encoder_path=encoder_path, **meta["params"])
-        load_file = _safetensors_numpy().load_file
+        load_file = safetensors_numpy().load_file
         weights: dict[str, Any] | None = None
         if meta["fine_tuned"]:
             import torch  # the embeddings extra; SentenceEncoder needs it anyway
@@ -302,8 +286,6 @@ class DenseIntentClassifier:
                 max_length=int(model.params["max_length"]),
                 num_threads=model.params["num_threads"],
             )
-        if encoder.sha256 != sha:  # pragma: no cover - same folder, same process
-            raise ModelError("base encoder changed while loading")
         head = load_file(str(directory / _HEAD_FILE))
         model._encoder = encoder
         model._weights = np.asarray(head["weights"], dtype=np.float32)
@@ -314,11 +296,3 @@ class DenseIntentClassifier:
         if model._weights.shape != (len(model.classes_), encoder.dimension):
             raise ModelError(f"{directory}: head shape does not match classes and encoder")
         return model
-
-
-def _safetensors_numpy() -> Any:
-    try:
-        import safetensors.numpy  # comes with the embeddings extra
-    except ImportError as exc:
-        raise MissingExtraError("the accurate pipeline", "embeddings") from exc
-    return safetensors.numpy

@@ -23,7 +23,6 @@ pickle is used.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,11 +31,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from intentbridge.errors import MissingExtraError, ModelError
+from intentbridge.errors import ModelError
 from intentbridge.understanding.encoders import (
     SentenceEncoder,
-    find_embeddings_dir,
-    verify_embeddings_dir,
+    base_encoder_dir,
+    base_encoder_record,
+    import_torch,
+    read_saved_meta,
+    safetensors_numpy,
 )
 from intentbridge.understanding.tagger_training import EncodedText, TokenHead, TokenTrainer
 from intentbridge.understanding.tokenizer import Token
@@ -273,7 +275,7 @@ class DenseTokenTagger:
     def save(self, directory: Path) -> None:
         """Write the trained parts and a reference to the base encoder to ``directory``."""
         encoder, token_head = self._require_fitted()
-        save_file = _safetensors_numpy().save_file
+        save_file = safetensors_numpy().save_file
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         head = {
@@ -295,11 +297,7 @@ class DenseTokenTagger:
             "labels": self.labels_,
             "intents": self.intents_,
             "params": self.params,
-            "base_encoder": {
-                "name": "sentence-transformers/all-MiniLM-L6-v2",
-                "path": str(encoder.path),
-                "sha256": encoder.sha256,
-            },
+            "base_encoder": base_encoder_record(encoder),
             "fit_info": self.fit_info,
         }
         (directory / _META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
@@ -312,16 +310,10 @@ class DenseTokenTagger:
         to the folder recorded at save time.
         """
         directory = Path(directory)
-        meta_path = directory / _META_FILE
-        if not meta_path.is_file():
-            raise ModelError(f"no {_META_FILE} in {directory}: not a saved dense tagger")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("format") != _FORMAT:
-            raise ModelError(f"{meta_path}: unsupported format {meta.get('format')!r}")
-        base_dir = _base_dir(meta["base_encoder"]["path"], encoder_path)
-        verify_embeddings_dir(base_dir, expected_sha256=meta["base_encoder"]["sha256"])
-        torch = _import_torch()
-        load_file = _safetensors_numpy().load_file
+        meta = read_saved_meta(directory, _META_FILE, _FORMAT, "dense tagger")
+        base_dir = base_encoder_dir(meta["base_encoder"], encoder_path)
+        torch = import_torch()
+        load_file = safetensors_numpy().load_file
         trained = load_file(str(directory / _ENCODER_FILE))
         weights = {k: torch.from_numpy(v.astype(np.float32)) for k, v in trained.items()}
         tagger = cls(encoder_path=encoder_path, **meta["params"])
@@ -347,29 +339,3 @@ class DenseTokenTagger:
         vectors = head.get("intent_vectors")
         tagger._head = TokenHead(linear, None if vectors is None else torch.from_numpy(vectors))
         return tagger
-
-
-def _base_dir(recorded: str, encoder_path: str | None) -> Path:
-    path = encoder_path
-    if path is None and not os.environ.get("INTENTBRIDGE_EMBEDDINGS"):
-        try:
-            find_embeddings_dir(None, verify=False)
-        except ModelError:
-            path = recorded  # package not found: use the folder seen at training
-    return find_embeddings_dir(path, verify=False)
-
-
-def _import_torch() -> Any:
-    try:
-        import torch  # the embeddings extra
-    except ImportError as exc:
-        raise MissingExtraError("the accurate pipeline", "embeddings") from exc
-    return torch
-
-
-def _safetensors_numpy() -> Any:
-    try:
-        import safetensors.numpy  # comes with the embeddings extra
-    except ImportError as exc:
-        raise MissingExtraError("the accurate pipeline", "embeddings") from exc
-    return safetensors.numpy

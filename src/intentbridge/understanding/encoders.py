@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import json
 import math
 import os
 import random
@@ -45,10 +46,15 @@ __all__ = [
     "FineTuneConfig",
     "SentenceEncoder",
     "auto_threads",
+    "base_encoder_dir",
+    "base_encoder_record",
     "cap_threads",
     "file_sha256",
     "find_embeddings_dir",
     "fine_tune_classifier",
+    "import_torch",
+    "read_saved_meta",
+    "safetensors_numpy",
     "shared_encoder",
     "verify_embeddings_dir",
 ]
@@ -182,7 +188,54 @@ def find_embeddings_dir(
     return directory
 
 
-def _import_torch() -> Any:
+def safetensors_numpy() -> Any:
+    """``safetensors.numpy`` (the embeddings extra): how trained parts are saved."""
+    try:
+        import safetensors.numpy
+    except ImportError as exc:
+        raise MissingExtraError(_FEATURE, _EXTRA) from exc
+    return safetensors.numpy
+
+
+def base_encoder_record(encoder: SentenceEncoder) -> dict[str, str]:
+    """What a saved model records of the base encoder it was trained on."""
+    return {
+        "name": "sentence-transformers/all-MiniLM-L6-v2",
+        "path": str(encoder.path),
+        "sha256": encoder.sha256,
+    }
+
+
+def base_encoder_dir(record: dict[str, str], encoder_path: str | None) -> Path:
+    """The base encoder for a saved model, checked against its recorded SHA-256.
+
+    Looked up as in :func:`find_embeddings_dir` (``encoder_path``, then
+    ``$INTENTBRIDGE_EMBEDDINGS``, then the installed package), falling back to the
+    folder recorded at training time when none of those exists.
+    """
+    path = encoder_path
+    if path is None and not os.environ.get(EMBEDDINGS_ENV):
+        try:
+            find_embeddings_dir(None, verify=False)
+        except ModelError:
+            path = record["path"]  # package not found: use the folder seen at training
+    base_dir = find_embeddings_dir(path, verify=False)
+    verify_embeddings_dir(base_dir, expected_sha256=record["sha256"])
+    return base_dir
+
+
+def read_saved_meta(directory: Path, meta_file: str, fmt: str, what: str) -> dict[str, Any]:
+    """The JSON description of a saved model part, refused unless it is ``fmt``."""
+    meta_path = directory / meta_file
+    if not meta_path.is_file():
+        raise ModelError(f"no {meta_file} in {directory}: not a saved {what}")
+    meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta.get("format") != fmt:
+        raise ModelError(f"{meta_path}: unsupported format {meta.get('format')!r}")
+    return meta
+
+
+def import_torch() -> Any:
     try:
         import torch  # optional extra: imported on first use
     except ImportError as exc:
@@ -223,7 +276,7 @@ def auto_threads() -> int:
 
 def cap_threads(num_threads: int | None = None) -> int:
     """Set torch's intra-op threads to ``num_threads`` or :func:`auto_threads`."""
-    torch = _import_torch()
+    torch = import_torch()
     wanted = max(1, min(int(num_threads or auto_threads()), os.cpu_count() or 1))
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
@@ -244,7 +297,7 @@ def parse_dtype() -> str:
         return wanted
     if wanted:
         raise ModelError(f"{DTYPE_ENV}={wanted!r}: use 'float32' or 'bfloat16'")
-    torch = _import_torch()
+    torch = import_torch()
     try:
         native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -284,7 +337,7 @@ class SentenceEncoder:
         self._memo_lock = threading.Lock()
         self.sha256 = verify_embeddings_dir(self.path)
         self.max_length = max_length
-        torch = _import_torch()
+        torch = import_torch()
         transformers = _import_transformers()
         # Decided once, so that calls do not flip the thread pool back and forth.
         self._num_threads = cap_threads(num_threads)
@@ -666,7 +719,7 @@ def fine_tune_classifier(
     Returns:
         A summary (steps, seconds, last loss) and the head, ``(n_classes, dim)``.
     """
-    torch = _import_torch()
+    torch = import_torch()
     cfg = config or FineTuneConfig()
     cap_threads(cfg.num_threads)
     rng = random.Random(cfg.seed)  # noqa: S311 - shuffling, not security
