@@ -453,13 +453,13 @@ class SentenceEncoder:
                     out[i] = hidden[row, : int(lengths[row])].clone()
         return out
 
-    def _packed_layers(self) -> list[tuple[Any, ...]]:
+    def _packed_layers(self, now: list[tuple[int, ...]]) -> list[tuple[Any, ...]]:
         """Each layer's weights, query/key/value fused; rebuilt when any weight changed.
 
         Torch counts in-place changes per tensor (``_version``): training the layers,
         or loading weights into them, makes the packed copy stale.
         """
-        params = tuple(v for part in _versions(self._parts)[1:] for v in part)
+        params = tuple(v for part in now[1:] for v in part)
         if self._packed is None or self._packed[0] != params:
             torch = self._torch
             dtype = self._matmul_dtype
@@ -491,15 +491,16 @@ class SentenceEncoder:
             self._packed = (params, layers)
         return self._packed[1]
 
-    def base_layers(self) -> int:
+    def base_layers(self, now: list[tuple[int, ...]] | None = None) -> int:
         """How many leading layers (embeddings first) still hold the base weights.
 
         -1 when even the embeddings changed. Two encoders on the same base file give
         the same output up to this layer, so one message's states there are computed
         once for both (the intent model and the entity tagger fine-tune only their
-        top layers).
+        top layers). ``now``: the current change counters, when already read.
         """
-        now = _versions(self._parts)
+        if now is None:
+            now = _versions(self._parts)
         if now[0] != self._base_versions[0]:
             return -1
         same = 0
@@ -531,7 +532,8 @@ class SentenceEncoder:
             # the product in the parse dtype; what goes around it stays float32
             return functional.linear(x.to(dtype), weight, bias).float()
 
-        shared = self.base_layers()
+        now = _versions(self._parts)  # read once: both checks below use them
+        shared = self.base_layers(now)
         # the ids say all (no max_length); the dtype changes the numbers
         key = (self.sha256, str(dtype), tuple(input_ids[0].tolist()), shared)
         with self._torch.inference_mode():
@@ -540,7 +542,7 @@ class SentenceEncoder:
             if x is None:
                 x = self.model.embeddings(input_ids=input_ids)[0]
             tokens = x.shape[0]
-            for index, packed in enumerate(self._packed_layers()[start:], start):
+            for index, packed in enumerate(self._packed_layers(now)[start:], start):
                 if index == shared and shared > 0:
                     _lower_states.put(key, x)
                 wqkv, bqkv, wo, bo, g1, b1, wi, bi, w2, b2, g2, bb2 = packed
