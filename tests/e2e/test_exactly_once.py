@@ -19,10 +19,18 @@ from intentbridge.bot import Bot, BotSettings
 from intentbridge.project import BotProject, load_project
 from intentbridge.stores import AuditEntry, PendingOperation, open_store
 from intentbridge.testing import FaultProxy, Faults
-from intentbridge.testing.bot import serve_bot
+from intentbridge.testing.bot import BotClient, serve_bot
 from intentbridge.types import Message
 
 LOSE_TRANSFERS = Faults(lose_response=1.0, methods=("POST",), path_prefix="/customers/", seed=7)
+
+
+def lose_the_answer_to_a_transfer(bot: BotClient, proxy: FaultProxy, euros: str) -> None:
+    """A confirmed transfer whose answer the proxy loses: the bot says it cannot confirm."""
+    bot.say(f"move {euros} euros from checking to savings")
+    proxy.set_faults(LOSE_TRANSFERS)
+    assert "couldn't confirm" in bot.say("yes")
+    proxy.set_faults(Faults())
 
 
 @pytest.fixture
@@ -65,10 +73,7 @@ def test_lost_answer_without_status_operation_is_settled_by_resending_the_key(
     project = _variant(project_dir, without, proxy.url)
     assert project.config.operations["transfer_money"].resolve is None
     with serve_bot(project, store_url) as bot:
-        bot.say("move 25 euros from checking to savings")
-        proxy.set_faults(LOSE_TRANSFERS)
-        assert "couldn't confirm" in bot.say("yes")
-        proxy.set_faults(Faults())
+        lose_the_answer_to_a_transfer(bot, proxy, "25")
         assert asyncio.run(_settle(project, store_url)) == 1
         assert "Done: 25.00 EUR moved" in bot.say("hi")
     assert len(bank.transfers("alice")) == 1
@@ -195,10 +200,7 @@ def test_a_failing_status_lookup_leaves_the_transfer_unsettled(
     assert broken != text
     project = _variant(project_dir, broken, proxy.url)
     with serve_bot(project, store_url) as bot:
-        bot.say("move 15 euros from checking to savings")
-        proxy.set_faults(LOSE_TRANSFERS)
-        assert "couldn't confirm" in bot.say("yes")
-        proxy.set_faults(Faults())
+        lose_the_answer_to_a_transfer(bot, proxy, "15")
         assert asyncio.run(_settle(project, store_url)) == 0
         assert "Update on your earlier request" not in bot.say("hi")
     assert len(bank.transfers("alice")) == 1  # it did happen; nobody claimed otherwise
@@ -239,10 +241,7 @@ def test_two_workers_settling_one_lost_transfer_tell_the_user_once(
     proxied: BotProject, proxy: FaultProxy, bank: Bank, store_url: str
 ) -> None:
     with serve_bot(proxied, store_url) as bot:
-        bot.say("move 50 euros from checking to savings")
-        proxy.set_faults(LOSE_TRANSFERS)
-        assert "couldn't confirm" in bot.say("yes")
-        proxy.set_faults(Faults())
+        lose_the_answer_to_a_transfer(bot, proxy, "50")
         settled = asyncio.run(_settle_in_two_workers(proxied, store_url))
         update = bot.say("what's my balance?")
     assert 1 in settled  # both may settle it; only one may tell
