@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from intentbridge.errors import ConfigError
+from intentbridge.integration import Integrations
 from intentbridge.integration.backend import BackendClient
 from intentbridge.integration.transport import (
     TRANSPORT_ENV,
@@ -171,3 +172,11 @@ def test_transport_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(TRANSPORT_ENV, "curl")
     with pytest.raises(ConfigError, match="INTENTBRIDGE_HTTP_TRANSPORT"):
         default_transport(verify=False, max_connections=5)
+
+
+def test_a_wrong_transport_is_refused_when_the_bot_is_built(
+    monkeypatch: pytest.MonkeyPatch, make_bot: Any, refused_url: str
+) -> None:
+    monkeypatch.setenv(TRANSPORT_ENV, "curl")
+    with pytest.raises(ConfigError, match="use 'aiohttp' or 'httpx'"):
+        Integrations.from_config(make_bot(refused_url, {}))

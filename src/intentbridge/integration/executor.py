@@ -42,6 +42,7 @@ from intentbridge.integration.records import Hook
 from intentbridge.integration.redis import RedisConnections
 from intentbridge.integration.request import build_call
 from intentbridge.integration.templates import check_templates
+from intentbridge.integration.transport import transport_choice
 from intentbridge.project.schema import BotConfig, Operation
 from intentbridge.types import Call, Middleware, Next, Outcome, Result
 
@@ -72,6 +73,7 @@ class Integrations:
         decision_hooks: Sequence[DecisionHook] = (),
     ) -> None:
         self.config = config
+        transport_choice()  # a wrong $INTENTBRIDGE_HTTP_TRANSPORT fails here, not mid-turn
         self.clients = {name: BackendClient(name, b) for name, b in config.backends.items()}
         self._ops: dict[str, _Compiled] = {}
         for name, op in config.operations.items():

@@ -40,7 +40,13 @@ from intentbridge.errors import ConfigError
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["TRANSPORT_ENV", "AiohttpTransport", "default_transport", "never_connected"]
+__all__ = [
+    "TRANSPORT_ENV",
+    "AiohttpTransport",
+    "default_transport",
+    "never_connected",
+    "transport_choice",
+]
 
 TRANSPORT_ENV = "INTENTBRIDGE_HTTP_TRANSPORT"
 _WIRE = "intentbridge.wire"  # request extension: {"connected": bool}, kept up to date
@@ -65,16 +71,21 @@ def default_transport(
 
     ``INTENTBRIDGE_HTTP_TRANSPORT`` is ``aiohttp`` (default) or ``httpx``.
     """
-    choice = os.environ.get(TRANSPORT_ENV, "aiohttp").strip().lower()
-    if choice == "httpx":
+    if transport_choice() == "httpx":
         return None
-    if choice != "aiohttp":
-        raise ConfigError(
-            f"{TRANSPORT_ENV}={choice!r} is not a transport; use 'aiohttp' or 'httpx'"
-        )
     return AiohttpTransport(
         verify=verify, max_connections=max_connections, keepalive_expiry=keepalive_expiry
     )
+
+
+def transport_choice() -> str:
+    """``$INTENTBRIDGE_HTTP_TRANSPORT``, checked: ``aiohttp`` (default) or ``httpx``."""
+    choice = os.environ.get(TRANSPORT_ENV, "aiohttp").strip().lower()
+    if choice not in ("aiohttp", "httpx"):
+        raise ConfigError(
+            f"{TRANSPORT_ENV}={choice!r} is not a transport; use 'aiohttp' or 'httpx'"
+        )
+    return choice
 
 
 @contextmanager
