@@ -61,7 +61,6 @@ _PARALLEL_MIN_EXAMPLES = 2000  # below this, a second process costs more than it
 # the transformer tagger gets what the intent models left, but at least the minimum.
 _TOTAL_BUDGET_S = 570.0
 _MIN_TAGGER_BUDGET_S = 60.0
-_DENSE_FIT_BUDGET_S = 0.45 * _TOTAL_BUDGET_S  # per fit of the dense intent model
 
 
 def train_model(
@@ -90,11 +89,6 @@ def train_model(
         k: {**spec.params.get(k, {}), **(intent_params or {}).get(k, {})}
         for k in spec.intent_models
     }
-    if "dense" in params and "time_budget_s" not in params["dense"]:
-        # The dense model is fitted twice (held-out, then all data): each fit gets a
-        # share of the pipeline's budget. Only large data reaches it: SGD (34k texts)
-        # took 863 s with 480 s a fit; BANKING77/CLINC150 fits take 100-150 s.
-        params["dense"]["time_budget_s"] = _DENSE_FIT_BUDGET_S
 
     known_words = {t.text.lower() for text in texts for t in tokenize(text)}
     rules_config: dict[str, Any] = {
