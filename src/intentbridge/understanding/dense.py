@@ -190,17 +190,7 @@ class DenseIntentClassifier:
         )
         summary, head = fine_tune_classifier(encoder, texts, y.tolist(), len(self.classes_), config)
         self.fit_info.update(summary)
-        first = encoder.num_layers - config.train_layers
-        trained = tuple(f"encoder.layer.{i}." for i in range(first, encoder.num_layers))
-        # Round the trained weights to float16 now, so that what we predict with is
-        # exactly what save() stores and load() restores (and the file is half size).
-        state: dict[str, npt.NDArray[np.float16]] = {}
-        with torch.no_grad():
-            for name, param in encoder.model.named_parameters():
-                if name.startswith(trained):
-                    param.copy_(param.half().float())
-                    state[name] = param.detach().numpy().astype(np.float16)
-        self._trained_state = state
+        self._trained_state = encoder.round_top_layers(encoder.num_layers - config.train_layers)
         weights = torch.nn.functional.normalize(head, p=2, dim=1).numpy()
         self._weights = weights.astype(np.float32)
         self._bias = np.zeros(len(self.classes_), dtype=np.float32)

@@ -175,7 +175,7 @@ class DenseTokenTagger:
         summary = trainer.run(
             None if p["time_budget_s"] is None else float(p["time_budget_s"]) - cache_s
         )
-        self._round_trained(first)
+        self._trained_state = self._require_encoder().round_top_layers(first)
         self.fit_info = {**summary, "cache_seconds": round(cache_s, 2)}
         self.fit_info["seconds"] = round(time.perf_counter() - started, 2)
         return self
@@ -200,20 +200,6 @@ class DenseTokenTagger:
             positions, label_ids = [k[0] for k in kept], [k[1] for k in kept]
             out.append(EncodedText(states[i], positions, label_ids, intent_id))
         return out
-
-    def _round_trained(self, first: int) -> None:
-        # Round the trained weights to float16 now, so that what we predict with is
-        # exactly what save() stores and load() restores.
-        encoder = self._require_encoder()
-        torch = encoder._torch
-        trained = tuple(f"encoder.layer.{i}." for i in range(first, encoder.num_layers))
-        state: dict[str, npt.NDArray[np.float16]] = {}
-        with torch.no_grad():
-            for name, param in encoder.model.named_parameters():
-                if name.startswith(trained):
-                    param.copy_(param.half().float())
-                    state[name] = param.detach().numpy().astype(np.float16)
-        self._trained_state = state
 
     # -- prediction -----------------------------------------------------------------
 

@@ -491,6 +491,21 @@ class SentenceEncoder:
             self._packed = (params, layers)
         return self._packed[1]
 
+    def round_top_layers(self, first: int) -> dict[str, npt.NDArray[np.float16]]:
+        """Round layers ``first:`` to float16 in place and return them as saved.
+
+        Done right after fine-tuning, so what the model predicts with is exactly what
+        ``save()`` stores and ``load()`` restores (at half the file size).
+        """
+        trained = tuple(f"encoder.layer.{i}." for i in range(first, self.num_layers))
+        state: dict[str, npt.NDArray[np.float16]] = {}
+        with self._torch.no_grad():
+            for name, param in self.model.named_parameters():
+                if name.startswith(trained):
+                    param.copy_(param.half().float())
+                    state[name] = param.detach().numpy().astype(np.float16)
+        return state
+
     def base_layers(self, now: list[tuple[int, ...]] | None = None) -> int:
         """How many leading layers (embeddings first) still hold the base weights.
 
