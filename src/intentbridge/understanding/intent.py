@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from intentbridge.errors import ModelError
+from intentbridge.understanding.static_vectors import static_vectors
 
 if TYPE_CHECKING:
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -208,10 +209,13 @@ class CompiledTfidf:
 
 
 class SparseIntentClassifier:
-    """TF-IDF (word 1-2 grams + char_wb 2-5 grams) and a linear SVM.
+    """TF-IDF (word 1-2 grams + char_wb 2-5 grams) and static word-piece vectors into a
+    linear SVM.
 
-    ``C`` is the SVM's regularisation; the defaults were chosen on the validation
-    splits of BANKING77, CLINC150, SNIPS and ATIS (see docs/nlu.md).
+    ``C`` is the SVM's regularisation; ``static_weight`` scales the message's unit-length
+    static vector (:mod:`~intentbridge.understanding.static_vectors`) beside the
+    unit-length TF-IDF rows (0 leaves it out). The defaults were chosen on the
+    validation splits of BANKING77, CLINC150, SNIPS and ATIS (see docs/nlu.md).
 
     >>> clf = SparseIntentClassifier().fit(["hi", "bye"], ["greet", "goodbye"])
     >>> clf.predict_proba(["hello"]).shape
@@ -219,19 +223,29 @@ class SparseIntentClassifier:
     """
 
     STEM = "sparse_intent"
+    #: ``fit`` spends its time in liblinear, which releases the GIL: training may run
+    #: two fits at once in threads (see training.py)
+    fits_in_threads = True
 
     def __init__(
         self,
         *,
-        C: float = 1.0,
+        C: float = 0.5,
         word_ngrams: tuple[int, int] = (1, 2),
         char_ngrams: tuple[int, int] | None = (2, 5),
         char_min_df: int = 2,
         scale: float = 5.0,
         class_weight: str | None = None,
+        static_weight: float = 2.0,
         **_unused: Any,
     ) -> None:
         self.C = C
+        self.static_weight = float(static_weight)
+        #: ``(dimension, n_classes)`` weights of the static vector, already scaled
+        self.static_coef_t: FloatArray | None = None
+        #: the mean training vector: what stands in for the words a message lacks
+        self.static_prior: FloatArray | None = None
+        self.static_sha256 = ""
         self.word_ngrams = tuple(word_ngrams)
         self.char_ngrams = tuple(char_ngrams) if char_ngrams is not None else None
         self.char_min_df = char_min_df
@@ -266,7 +280,15 @@ class SparseIntentClassifier:
         if len(set(labels)) < 2:
             raise ModelError("an intent classifier needs at least two intents")
         vectorizers = self._make_vectorizers(len(texts))
-        matrix = sp.hstack([v.fit_transform(texts) for v in vectorizers]).tocsr()
+        blocks = [v.fit_transform(texts) for v in vectorizers]
+        n_sparse = sum(b.shape[1] for b in blocks)
+        if self.static_weight:
+            vectors = static_vectors()
+            raw = vectors.encode(texts).astype(np.float64)
+            self.static_prior = raw.mean(axis=0)
+            blocks.append(sp.csr_matrix(self._static_features(raw) * self.static_weight))
+            self.static_sha256 = vectors.sha256
+        matrix = sp.hstack(blocks).tocsr()
         svm = LinearSVC(C=self.C, class_weight=self.class_weight)
         svm.fit(matrix, labels)
         self.classes_ = np.asarray(svm.classes_)
@@ -276,14 +298,36 @@ class SparseIntentClassifier:
             # binary LinearSVC keeps one row; make it two so scores are per class
             coef = np.vstack([-coef, coef])
             intercept = np.array([-intercept[0], intercept[0]])
-        self.compiled = CompiledTfidf.from_sklearn(vectorizers, coef, intercept)
+        self.compiled = CompiledTfidf.from_sklearn(vectorizers, coef[:, :n_sparse], intercept)
+        self.static_coef_t = (
+            np.ascontiguousarray(coef[:, n_sparse:].T * self.static_weight)
+            if self.static_weight
+            else None
+        )
         return self
 
     def decision_function(self, texts: list[str]) -> FloatArray:
         """Raw SVM scores, shape ``(len(texts), len(classes_))``."""
         if self.compiled is None:
             raise ModelError("the intent classifier is not trained")
-        return self.compiled.scores(texts)
+        scores = self.compiled.scores(texts)
+        if self.static_coef_t is not None:
+            raw = static_vectors().encode(list(texts)).astype(np.float64)
+            scores += self._static_features(raw) @ self.static_coef_t
+        return scores
+
+    def _static_features(self, raw: FloatArray) -> FloatArray:
+        """Static vectors with the prior filling in for unknown words.
+
+        A vector's length is the share of a message's words that the table knows
+        (:meth:`StaticVectors.encode_one`); the rest of the unit length is the mean
+        training vector, so that a message of made-up words looks like an average one
+        (every intent about as likely) rather than like zero, which the SVM never saw.
+        """
+        prior = self.static_prior if self.static_prior is not None else 0.0
+        share = np.sqrt(np.einsum("ij,ij->i", raw, raw))
+        out: FloatArray = raw + (1.0 - share)[:, None] * prior
+        return out
 
     def predict_proba(self, texts: list[str]) -> FloatArray:
         """Softmax of scaled SVM scores (calibrated later by temperature)."""
@@ -297,6 +341,8 @@ class SparseIntentClassifier:
             "char_min_df": self.char_min_df,
             "scale": self.scale,
             "class_weight": self.class_weight,
+            "static_weight": self.static_weight,
+            "static_sha256": self.static_sha256,
         }
 
     def save(self, directory: Path) -> None:
@@ -304,6 +350,12 @@ class SparseIntentClassifier:
         if self.compiled is None:
             raise ModelError("the intent classifier is not trained")
         self.compiled.save(directory, self.STEM)
+        if self.static_coef_t is not None and self.static_prior is not None:
+            np.savez(
+                directory / f"{self.STEM}_static.npz",
+                coef_t=self.static_coef_t,
+                prior=self.static_prior,
+            )
         doc = {"params": self._params(), "classes": [str(c) for c in self.classes_]}
         (directory / "sparse_model.json").write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
 
@@ -312,12 +364,27 @@ class SparseIntentClassifier:
         """Read a model written by :meth:`save` (numpy only)."""
         doc = json.loads((directory / "sparse_model.json").read_text("utf-8"))
         params = dict(doc["params"])
+        # models saved before static vectors existed have no static block
+        params.setdefault("static_weight", 0.0)
+        sha = str(params.pop("static_sha256", ""))
         params["word_ngrams"] = tuple(params["word_ngrams"])
         if params.get("char_ngrams") is not None:
             params["char_ngrams"] = tuple(params["char_ngrams"])
         model = cls(**params)
         model.classes_ = np.asarray(doc["classes"], dtype=object)
         model.compiled = CompiledTfidf.load(directory, cls.STEM)
+        if model.static_weight:
+            vectors = static_vectors()
+            if sha != vectors.sha256:
+                raise ModelError(
+                    f"{directory} was trained with another static vector table "
+                    f"(sha256 {sha[:12]}…, this install has {vectors.sha256[:12]}…); "
+                    "retrain it with 'intentbridge nlu train'"
+                )
+            model.static_sha256 = sha
+            with np.load(directory / f"{cls.STEM}_static.npz", allow_pickle=False) as arrays:
+                model.static_coef_t = arrays["coef_t"]
+                model.static_prior = arrays["prior"]
         return model
 
 
