@@ -236,7 +236,7 @@ class SparseIntentClassifier:
         char_min_df: int = 2,
         scale: float = 5.0,
         class_weight: str | None = None,
-        static_weight: float = 2.0,
+        static_weight: float = 1.0,
         **_unused: Any,
     ) -> None:
         self.C = C
