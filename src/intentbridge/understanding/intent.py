@@ -212,8 +212,9 @@ class SparseIntentClassifier:
     """TF-IDF (word 1-2 grams + char_wb 2-5 grams) and static word-piece vectors into a
     linear SVM.
 
-    ``C`` is the SVM's regularisation; ``static_weight`` scales the message's unit-length
-    static vector (:mod:`~intentbridge.understanding.static_vectors`) beside the
+    ``C`` is the SVM's regularisation; ``static_weight`` scales the message's static
+    vector (:mod:`~intentbridge.understanding.static_vectors`, with the mean training
+    vector filling in for unknown words, see :meth:`_static_features`) beside the
     unit-length TF-IDF rows (0 leaves it out). The defaults were chosen on the
     validation splits of BANKING77, CLINC150, SNIPS and ATIS (see docs/nlu.md).
 

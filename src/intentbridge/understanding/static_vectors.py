@@ -21,6 +21,7 @@ a test when that is installed), and a message's vector is a table lookup and a m
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 import unicodedata
 from functools import lru_cache
@@ -167,13 +168,14 @@ class StaticVectors:
         return out
 
     def encode_one(self, text: str) -> npt.NDArray[np.float32]:
-        """The mean of the vectors of the words that are whole pieces, at unit length
-        times the share of such words; zeros when there is none.
+        """The mean of the known pieces' vectors, scaled to a length equal to the share
+        of the message's words that are one whole piece; zeros when none is.
 
-        Words that split into several pieces ("zxqv" is z ##x ##q ##v) are left out:
-        their pieces' vectors, out of context, say little, and a message of made-up
-        words must not look like anything. The share keeps a message of mostly unknown
-        words close to zero, so the n-grams decide.
+        Words that split into several pieces ("zxqv" is z ##x ##q ##v) still add their
+        pieces to the mean but not to the share: out of context such pieces say little,
+        and a message of made-up words must not look like anything. What the share
+        leaves of the unit length is for the caller to fill (the intent model fills it
+        with its mean training vector).
         """
         ids: list[int] = []
         words = whole = 0
@@ -193,7 +195,7 @@ class StaticVectors:
         return mean
 
     def encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
-        """``(len(texts), dimension)`` unit-length vectors."""
+        """``(len(texts), dimension)``: :meth:`encode_one` of each text."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
             out[row] = self.encode_one(text)
@@ -208,8 +210,6 @@ class StaticVectors:
             raise ModelError(
                 f"cannot read the static vector table {path}: {exc}; reinstall intentbridge"
             ) from exc
-        import io
-
         with np.load(io.BytesIO(raw), allow_pickle=False) as arrays:
             vocab = bytes(arrays["vocab"]).decode("utf-8").split("\n")
             return cls(
