@@ -287,7 +287,8 @@ def parse_dtype() -> str:
     """``bfloat16`` when the CPU multiplies it natively (AVX512-BF16, AMX), else ``float32``.
 
     A 20 × 384 by 384 × 1536 product took 0.26 ms in float32 and 0.08 ms in bfloat16
-    on the development machine (AMD EPYC, AVX512-BF16). Only the matrix products use
+    on the development machine (AMD EPYC, AVX512-BF16); on a slower machine of the same
+    kind a day later, 0.31 and 0.16 ms (bench/results/nlu.md). Only the matrix products use
     it; embeddings, attention, layer norms and the heads stay float32. Validation
     accuracy was unchanged (docs/nlu-accurate.md, "Parse latency").
     ``$INTENTBRIDGE_PARSE_DTYPE`` overrides the choice.
@@ -463,15 +464,15 @@ class SentenceEncoder:
         if self._packed is None or self._packed[0] != params:
             torch = self._torch
             dtype = self._matmul_dtype
+
+            def mm(t: Any) -> Any:  # a weight the products use, in their dtype
+                return t.detach().to(dtype).clone()
+
             layers = []
             with torch.no_grad():
                 for layer in self.model.encoder.layer:
                     att, out = layer.attention, layer.output
                     q, k, v = att.self.query, att.self.key, att.self.value
-
-                    def mm(t: Any) -> Any:
-                        return t.detach().to(dtype).clone()
-
                     layers.append(
                         (
                             mm(torch.cat([q.weight, k.weight, v.weight])),
