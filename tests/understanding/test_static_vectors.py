@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from intentbridge.understanding.intent import SparseIntentClassifier
 from intentbridge.understanding.static_vectors import basic_words, static_vectors
 
 
+@functools.cache  # hypothesis asks for it once per example; a skip is not cached
 def _hf_tokenizer() -> object:
     pytest.importorskip("transformers", reason="the 'embeddings' extra is not installed")
     from transformers import AutoTokenizer
