@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -64,3 +65,17 @@ def test_audit_json_lists_backend_calls(tmp_path: Path) -> None:
     assert records and records[0]["operation"] == "order_status"
     assert records[0]["outcome"] == "unavailable"
     assert records[0]["path"] == "/orders/AB-1234"
+
+
+def test_demo_refuses_a_bank_port_already_in_use() -> None:
+    # An earlier demo's bank still on the port answered /health, and the new bot then
+    # talked to it: "I couldn't sign in". The demo now stops before starting anything.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(app, ["demo", "--bank-port", str(port), "--port", "0"])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())  # rich wraps long lines
+    assert f"port {port} for the sample bank is in use" in said
+    assert "--bank-port or BANK_PORT" in said

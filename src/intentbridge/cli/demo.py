@@ -7,6 +7,7 @@ it through ``COREBANK_URL``, so the bank can be put behind a proxy.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -45,6 +46,10 @@ def find_banking_example(explicit: Path | None = None) -> Path:
 
 def run_demo(*, port: int, bank_port: int, project: Path | None) -> None:
     folder = find_banking_example(project)
+    # Checked before starting anything: a sample bank left on the port by an earlier
+    # demo answers /health too, and the bot would then talk to it, with other secrets.
+    _require_free(bank_port, "sample bank", "--bank-port or BANK_PORT")
+    _require_free(port, "banking bot", "--port or PORT")
     env = dict(os.environ, BANK_PORT=str(bank_port))
     env.setdefault("BANK_LOG_LEVEL", "warning")
     # a quiet terminal for people trying the demo; INTENTBRIDGE_LOG_LEVEL=info shows turns
@@ -75,6 +80,17 @@ def run_demo(*, port: int, bank_port: int, project: Path | None) -> None:
             bank.wait(timeout=5)
         except subprocess.TimeoutExpired:
             bank.kill()
+
+
+def _require_free(port: int, what: str, setting: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise IntentbridgeError(
+                f"port {port} for the {what} is in use ({exc.strerror}); stop what holds "
+                f"it (an earlier demo?) or choose another with {setting}"
+            ) from exc
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
