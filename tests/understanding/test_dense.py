@@ -72,6 +72,43 @@ def test_bfloat16_products_stay_close_to_float32(
         assert float(np.abs(exact - rounded).max()) > 0  # it did use bfloat16
 
 
+def test_prepacked_products_equal_plain_bfloat16_products() -> None:
+    import torch
+
+    found = encoders.prepacked_products(torch)
+    if found is None:
+        pytest.skip("this torch has no pre-packed bfloat16 product; F.linear is used")
+    pack, product = found
+    gen = torch.Generator().manual_seed(0)
+    weight = (torch.randn(96, 40, generator=gen) / 8).bfloat16()
+    bias = torch.randn(96, generator=gen).bfloat16()
+    packed = pack(weight)
+    for tokens in (1, 7, 33):
+        x = torch.randn(tokens, 40, generator=gen).bfloat16()
+        plain = torch.nn.functional.linear(x, weight, bias)
+        assert torch.equal(product(x, packed, bias), plain)
+        fused = product(x, packed, bias, "gelu").float()
+        exact = torch.nn.functional.gelu(plain.float())
+        assert float((fused - exact).abs().max()) < 0.05  # one bfloat16 rounding apart
+
+
+def test_bfloat16_one_message_path_with_and_without_packing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(encoders.DTYPE_ENV, "bfloat16")
+    # no sharing of states between the two: each computes every layer itself
+    monkeypatch.setattr(encoders, "_lower_states", encoders._LowerStates(size=0))
+    packed = SentenceEncoder(MODEL_DIR)
+    if packed._prepacked is None:
+        pytest.skip("this torch has no pre-packed bfloat16 product")
+    plain = SentenceEncoder(MODEL_DIR)
+    plain._prepacked = None  # what a torch without the packed ops does
+    for text in ["what is my balance", "move 50 euros from checking to savings please"]:
+        a, b = packed.encode_one(text), plain.encode_one(text)
+        assert float(a @ b) > 0.9999
+        assert float(np.abs(a - b).max()) > 0  # the GELU is fused: one rounding less
+
+
 def test_parse_dtype_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(encoders.DTYPE_ENV, "float32")
     assert encoders.parse_dtype() == "float32"
