@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from intentbridge.errors import MissingExtraError, ModelError
 from intentbridge.types import FALLBACK_INTENT, Money
@@ -87,6 +89,35 @@ def test_low_confidence_is_fallback(model: NluModel) -> None:
     result = model.parse("zxqv blorp")
     assert result.intent == FALLBACK_INTENT
     assert result.ranking[0].name != FALLBACK_INTENT
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\x00\x01", "🙂🙂🙂", "ᚠᚢᚦ ᚨᚱ", "؟؟؟"])
+def test_a_message_with_nothing_known_is_fallback_without_learned_entities(
+    model: NluModel, text: str
+) -> None:
+    result = model.parse(text)
+    assert result.intent == FALLBACK_INTENT
+    assert result.entities == ()
+    assert model.parse_batch([text])[0].intent == FALLBACK_INTENT
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.text(alphabet=st.characters(categories=["So", "Sm", "Zs", "Cc"]), max_size=30))
+def test_symbols_never_seen_in_training_are_never_an_intent(model: NluModel, text: str) -> None:
+    # the bank data has no emoji, arrows or maths signs; '$', '+' and '€' are in it
+    known = {c for ex in load_training_data(DATA / "bank.yml").examples for c in ex.text}
+    if set(text) & known:
+        return
+    assert model.parse(text).intent == FALLBACK_INTENT
+
+
+def test_a_symbol_taught_in_training_is_understood() -> None:
+    rows = [("yes", "affirm"), ("yes please", "affirm"), ("👍", "affirm"), ("👍👍", "affirm")]
+    rows += [("no", "deny"), ("no thanks", "deny"), ("👎", "deny"), ("nope", "deny")]
+    data = TrainingData(examples=[TrainingExample(t, i) for t, i in rows])
+    model = NluModel.train(data)
+    assert model.parse("👍").intent == "affirm"
+    assert model.parse("🙂").intent == FALLBACK_INTENT
 
 
 def test_parse_batch_equals_parse(model: NluModel) -> None:

@@ -284,14 +284,17 @@ class EntityRecognizer:
             strict_spans=learn_fixed_spans,
         )
 
-    def extract(self, text: str, intent: str | None = None) -> tuple[Entity, ...]:
+    def extract(
+        self, text: str, intent: str | None = None, *, learned: bool = True
+    ) -> tuple[Entity, ...]:
         """Entities in ``text``, non-overlapping, sorted by start.
 
         ``intent`` is the predicted intent (used when the tagger was trained with it).
+        ``learned=False`` leaves the taggers out: only the rule extractors' matches.
         """
         candidates = self.rules.extract(text)
         out: list[Entity] = []
-        if self.tagger is not None:
+        if self.tagger is not None and learned:
             tokens = tokenize(text)
             features = token_features(
                 tokens,

@@ -168,6 +168,13 @@ class CompiledTfidf:
             scores += weights @ coef_t[idx + offset]
         return scores
 
+    def knows_any(self, text: str) -> bool:
+        """Whether any word or character n-gram of ``text`` is in a vocabulary."""
+        for analyzer, (low, high), vocab, _idf, _offset in self.blocks:
+            if any(gram in vocab for gram in _ANALYZERS[analyzer](text, low, high)):
+                return True
+        return False
+
     def scores(self, texts: Sequence[str]) -> FloatArray:
         """Linear scores, shape ``(len(texts), n_classes)``."""
         out = np.empty((len(texts), len(self.intercept)))
@@ -329,6 +336,16 @@ class SparseIntentClassifier:
         share = np.sqrt(np.einsum("ij,ij->i", raw, raw))
         out: FloatArray = raw + (1.0 - share)[:, None] * prior
         return out
+
+    def knows(self, text: str) -> bool:
+        """Whether ``text`` holds anything seen in training (a word, a character n-gram).
+
+        When it does not, the scores are the intercepts alone: the model has no
+        evidence, whatever confidence the softmax of those gives.
+        """
+        if self.compiled is None:
+            raise ModelError("the intent classifier is not trained")
+        return self.compiled.knows_any(text)
 
     def predict_proba(self, texts: list[str]) -> FloatArray:
         """Softmax of scaled SVM scores (calibrated later by temperature)."""

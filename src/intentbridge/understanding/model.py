@@ -143,17 +143,34 @@ class NluModel:
         probs = self.intent_probabilities(texts)
         return [self._interpret(t, p) for t, p in zip(texts, probs, strict=True)]
 
+    def knows_anything_in(self, text: str) -> bool:
+        """Whether the intent models saw any of ``text``'s words or n-grams in training.
+
+        Models that can tell (the TF-IDF one, in both pipelines) decide; a message
+        with nothing they know ("", "   ", a row of symbols never seen) gets the
+        fallback whatever the threshold, since any intent would be a guess from the
+        class priors. Models that cannot tell abstain.
+        """
+        answers = [
+            knows(text)
+            for model in self.intent_models
+            if (knows := getattr(model, "knows", None)) is not None
+        ]
+        return any(answers) or not answers
+
     def _interpret(self, text: str, probs: FloatArray) -> Interpretation:
         order = np.argsort(-probs)[:_RANKING_SIZE]
         ranking = tuple(IntentScore(str(self.classes[i]), float(probs[i])) for i in order)
         best = ranking[0]
-        intent = best.name if best.confidence >= self.calibration.threshold else FALLBACK_INTENT
+        known = self.knows_anything_in(text)
+        confident = best.confidence >= self.calibration.threshold
         return Interpretation(
             text=text,
-            intent=intent,
+            intent=best.name if known and confident else FALLBACK_INTENT,
             confidence=best.confidence,
-            # the top intent even below the threshold: the tagger's best guess of context
-            entities=self.entities.extract(text, best.name),
+            # the top intent even below the threshold: the tagger's best guess of context;
+            # in a message of nothing known, the taggers' labels would be guesses too
+            entities=self.entities.extract(text, best.name, learned=known),
             ranking=ranking,
         )
 
