@@ -294,3 +294,12 @@ def test_a_second_intent_model_is_combined_with_fitted_weights(tmp_path: Path) -
     assert loaded.kinds == ("sparse", "keyword")
     text = "block my card please"
     assert loaded.parse(text) == model.parse(text)
+
+
+def test_passive_aggressive_epochs_shrink_on_large_data() -> None:
+    from intentbridge.understanding.training import PA_SEQUENCE_VISITS, pa_epochs
+
+    assert pa_epochs(2_000) == pa_epochs(13_084) == 20  # ATIS, SNIPS: as validated
+    assert pa_epochs(33_963) == 8  # SGD
+    assert pa_epochs(10_000_000) == 5  # never fewer
+    assert all(pa_epochs(n) * n <= PA_SEQUENCE_VISITS for n in range(15_000, 60_000, 997))

@@ -101,12 +101,12 @@ def train_model(
     }
     rules = RuleExtractors(today=today, **rules_config)
     # Small bot data: L-BFGS, 100 iterations (converges in a second or two). Large data:
-    # 20 epochs of passive-aggressive training reach L-BFGS's entity F1 (SNIPS 94.6 vs
-    # 94.3, ATIS 94.9 vs 95.0 on validation) in a third of its time (docs/nlu.md).
+    # passive-aggressive epochs reach L-BFGS's entity F1 (SNIPS 94.6 vs 94.3, ATIS 94.9
+    # vs 95.0 on validation, 20 epochs) in a third of its time (docs/nlu.md).
     defaults: dict[str, Any] = (
         {"algorithm": "lbfgs", "max_iterations": 100}
         if len(data.examples) < _PARALLEL_MIN_EXAMPLES
-        else {"algorithm": "pa", "max_iterations": 20}
+        else {"algorithm": "pa", "max_iterations": pa_epochs(len(data.examples))}
     )
     job = (
         _TaggerJob.plan(spec.params.get("dense_tagger", {}), tagger_params, started, seed)
@@ -189,6 +189,21 @@ def train_model(
 
 DEFAULT_CRF_WEIGHT = 0.5
 """The CRF's share when its marginals are mixed with the transformer tagger's."""
+
+
+#: Passive-aggressive CRF training visits at most this many sequences (epochs × data)
+PA_SEQUENCE_VISITS = 300_000
+
+
+def pa_epochs(n_examples: int) -> int:
+    """Passive-aggressive epochs for ``n_examples``: 20, fewer on large data (at least 5).
+
+    An epoch costs tokens × labels² (Viterbi per sequence); SGD's 34k examples and
+    ~200 labels made 20 epochs take 47–80 s, the longest part of ``fast`` training. On
+    SGD validation 8 epochs scored entity F1 62.8 / frame 52.9 against 20 epochs'
+    62.5 / 52.8, in 40 % of the time (docs/nlu.md, round 4).
+    """
+    return max(5, min(20, PA_SEQUENCE_VISITS // max(n_examples, 1)))
 
 
 def train_dense_tagger(data: TrainingData, params: dict[str, Any], *, seed: int = 0) -> Any:
