@@ -15,7 +15,11 @@ from intentbridge.errors import ModelError
 from intentbridge.understanding import NluModel
 from intentbridge.understanding.data import TrainingData, make_example
 from intentbridge.understanding.intent import SparseIntentClassifier
-from intentbridge.understanding.static_vectors import basic_words, static_vectors
+from intentbridge.understanding.static_vectors import (
+    basic_words,
+    static_vectors,
+    unicode_basic_words,
+)
 
 
 @functools.cache  # hypothesis asks for it once per example; a skip is not cached
@@ -56,6 +60,12 @@ TRICKY = [
     "ﬁnance ™ ½",
     "",
 ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(codec="ascii"), max_size=60))
+def test_the_ascii_shortcut_splits_as_the_unicode_path(text: str) -> None:
+    assert basic_words(text) == unicode_basic_words(text)
 
 
 @pytest.mark.parametrize("text", TRICKY)
