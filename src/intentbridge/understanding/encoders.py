@@ -287,10 +287,11 @@ def parse_dtype() -> str:
     """``bfloat16`` when the CPU multiplies it natively (AVX512-BF16, AMX), else ``float32``.
 
     A 20 × 384 by 384 × 1536 product took 0.26 ms in float32 and 0.08 ms in bfloat16
-    on the development machine (AMD EPYC, AVX512-BF16); on a slower machine of the same
-    kind a day later, 0.31 and 0.16 ms (bench/results/nlu.md). Only the matrix products use
-    it; embeddings, attention, layer norms and the heads stay float32. Validation
-    accuracy was unchanged (docs/nlu-accurate.md, "Parse latency").
+    on the development machine (AMD EPYC, AVX512-BF16); 0.31 and 0.16 ms on a slower
+    one of the same kind, and 0.30 and 0.12 ms (0.06 pre-packed, see
+    :func:`prepacked_products`) on a Xeon with AMX (docs/nlu-accurate.md, "Parse
+    latency"). Only the matrix products use it; layer norms, the attention softmax and
+    the heads stay float32. Validation accuracy was unchanged.
     ``$INTENTBRIDGE_PARSE_DTYPE`` overrides the choice.
     """
     wanted = os.environ.get(DTYPE_ENV, "").strip().lower()
@@ -505,7 +506,6 @@ class SentenceEncoder:
         if self._packed is None or self._packed[0] != params:
             torch = self._torch
             dtype = self._matmul_dtype
-
             pack = self._prepacked[0] if self._prepacked is not None else None
 
             def mm(t: Any) -> Any:  # a weight the products use, in their dtype

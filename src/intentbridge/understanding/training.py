@@ -135,9 +135,8 @@ def train_model(
 
         # The final fit does not depend on the held-out one. Where every model's fit
         # runs outside the GIL (liblinear does), both run at once: on two cores the
-        # fast pipeline trained CLINC150 in 17 s instead of 30 s, SGD in 60 s instead
-        # of 67 s (its CRF, in the second process, is then the longest part). Below
-        # _SMALL_DATA the fits take under a second each; no thread is worth it.
+        # fast pipeline trained CLINC150 in 17 s instead of 30 s. Below _SMALL_DATA
+        # the fits take under a second each; no thread is worth it.
         threaded = len(data.examples) >= _SMALL_DATA and all(
             getattr(intent_model_class(k), "fits_in_threads", False) for k in spec.intent_models
         )
