@@ -160,15 +160,6 @@ def test_made_up_words_stay_a_fallback_on_the_bank_data(bank_model: NluModel) ->
         assert bank_model.parse(text).intent == "nlu_fallback", text
 
 
-@pytest.fixture(scope="module")
-def bank_model() -> NluModel:
-    from intentbridge.understanding import load_training_data
-
-    return NluModel.train(
-        load_training_data(Path(__file__).parents[1] / "data" / "nlu" / "bank.yml")
-    )
-
-
 def _saved(tmp_path: Path, **params: float) -> Path:
     data = _tiny_data()
     clf = SparseIntentClassifier(**params).fit(
