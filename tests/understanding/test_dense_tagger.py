@@ -12,8 +12,6 @@ import numpy as np
 import pytest
 
 from intentbridge.understanding.data import EntitySpan, TrainingData, TrainingExample
-from intentbridge.understanding.entities import EntityRecognizer
-from intentbridge.understanding.extractors.base import RuleExtractors
 from intentbridge.understanding.pipeline import get_pipeline
 from intentbridge.understanding.tagger import allowed_transitions, bio_labels, constrained_decode
 from intentbridge.understanding.tagger_training import Schedule
@@ -49,31 +47,6 @@ def test_schedule_stops_inside_its_budget_and_never_runs_past_the_plan() -> None
 def test_only_the_accurate_pipeline_uses_the_transformer_tagger() -> None:
     assert get_pipeline("fast").entity_tagger == "crf"
     assert get_pipeline("accurate").entity_tagger == "crf+dense"
-
-
-def test_spans_whose_rule_matches_reach_past_them_are_not_widened() -> None:
-    """SNIPS rates "a three": the number rule matches "a three", the rating is "three"."""
-    words = ["one", "two", "three", "four", "five", "zero"]
-    examples = []
-    for i, word in enumerate(words * 3):
-        text = f"rate {['this book', 'the novel', 'it'][i % 3]} a {word}"
-        start = text.rindex(word)
-        examples.append(
-            TrainingExample(text, "rate", (EntitySpan(start, len(text), "rating", word),))
-        )
-    data = TrainingData(examples=examples)
-    rules = RuleExtractors()
-    learned = EntityRecognizer.train(data, rules=rules, learn_fixed_spans=True)
-    assert learned.entity_kinds == {"rating": "number"}
-    assert learned.fixed_spans == {"rating"}
-    assert learned.strict_spans  # and never into another tagged span
-    (rating,) = learned.extract("rate the novel a four")
-    assert (rating.text, rating.value) == ("four", 4)
-    # the fast pipeline's recognizer keeps widening
-    widening = EntityRecognizer.train(data, rules=rules)
-    assert widening.fixed_spans == frozenset()
-    assert not widening.strict_spans
-    assert widening.extract("rate the novel a four")[0].text == "a four"
 
 
 pytest.importorskip("torch", reason="the 'embeddings' extra (torch) is not installed")

@@ -28,6 +28,8 @@ from intentbridge.understanding import (
 )
 from intentbridge.understanding.annotation import parse_annotated
 from intentbridge.understanding.data import EntitySpan
+from intentbridge.understanding.entities import EntityRecognizer
+from intentbridge.understanding.extractors.base import RuleExtractors
 from intentbridge.understanding.model import FORMAT_VERSION
 from intentbridge.understanding.pipeline import (
     get_pipeline,
@@ -221,6 +223,34 @@ def test_learned_entity_takes_over_the_rule_match() -> None:
     assert [(e.entity, e.value) for e in result.entities] == [
         ("amount", Money(Decimal("7"), "EUR"))
     ]
+
+
+def test_spans_whose_rule_matches_reach_past_them_are_not_widened() -> None:
+    """SNIPS rates "a three": the number rule matches "a three", the rating is "three"."""
+    words = ["one", "two", "three", "four", "five", "zero"]
+    examples = []
+    for i, word in enumerate(words * 3):
+        text = f"rate {['this book', 'the novel', 'it'][i % 3]} a {word}"
+        start = text.rindex(word)
+        examples.append(
+            TrainingExample(text, "rate", (EntitySpan(start, len(text), "rating", word),))
+        )
+    examples += [TrainingExample(t, "greet") for t in ("hi", "hello there", "good morning")]
+    data = TrainingData(examples=examples)
+    learned = EntityRecognizer.train(data, rules=RuleExtractors())
+    assert learned.entity_kinds == {"rating": "number"}
+    assert learned.fixed_spans == {"rating"}
+    assert learned.strict_spans  # and never into another tagged span
+    (rating,) = learned.extract("rate the novel a four", "rate")
+    assert (rating.text, rating.value) == ("four", 4)
+    # the fast pipeline learns the same policy
+    (parsed,) = NluModel.train(data, "fast").parse("rate the novel a four").entities
+    assert (parsed.text, parsed.value) == ("four", 4)
+    # without it, a tagged span widens to the overlapping rule match
+    widening = EntityRecognizer.train(data, rules=RuleExtractors(), learn_fixed_spans=False)
+    assert widening.fixed_spans == frozenset()
+    assert not widening.strict_spans
+    assert widening.extract("rate the novel a four", "rate")[0].text == "a four"
 
 
 def test_oos_examples_are_learned_and_reported() -> None:

@@ -169,7 +169,7 @@ class EntityRecognizer:
         progress: ProgressFn | None = None,
         clusters: bool | None = None,
         intent_feature: bool = True,
-        learn_fixed_spans: bool = False,
+        learn_fixed_spans: bool = True,
     ) -> EntityRecognizer:
         """Learn the tagger (if any example has entities) and the merge policy.
 
@@ -179,7 +179,9 @@ class EntityRecognizer:
         then passes the predicted intent.
         ``learn_fixed_spans``: learn which entities' tagged spans must not be widened
         to a rule match (:attr:`fixed_spans`), and never widen a tagged span into
-        another (:attr:`strict_spans`); the accurate pipeline's choice.
+        another (:attr:`strict_spans`). Both pipelines do since 2026-11-26 (`fast`:
+        entity F1 SNIPS +0.45, ATIS +0.3, SGD +2.8 on validation; docs/nlu.md);
+        ``False`` widens every tagged span to an overlapping rule match, as before.
         """
         learned = set(data.entity_names)
         if clusters is None:

@@ -160,7 +160,6 @@ def train_model(
             rules=rules,
             crf_params=crf_params,
             progress=lambda done, total: report("entities", done / max(total, 1)),
-            learn_fixed_spans=job is not None,
         )
     if job is not None and entities.tagger is not None and entities.neural is None:
         entities.set_neural(job.train(data), job.crf_weight)
@@ -331,9 +330,7 @@ def _train_entities_in_child(
     ``tagger_dir`` (safetensors + JSON) for the parent to load.
     """
     rules = RuleExtractors(**rules_config)
-    recognizer = EntityRecognizer.train(
-        data, rules=rules, crf_params=crf_params, learn_fixed_spans=job is not None
-    )
+    recognizer = EntityRecognizer.train(data, rules=rules, crf_params=crf_params)
     tagger = recognizer.tagger
     if tagger is None:
         return None, {}, recognizer.config()
