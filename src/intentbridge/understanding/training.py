@@ -249,7 +249,11 @@ def _fit_calibration(
             probs_per_kind[k][np.ix_(held, cols)] = model.predict_proba(held_texts)
             done += 1
             report("intent", 0.5 * done / steps)
-        covered[held] = True
+        # a held-out message whose intent had no example left in this fold's training
+        # part cannot be right; counted, it would read as a wrong answer and pull the
+        # threshold up (one example per intent: every message, threshold 1.0)
+        known = set(tr_labels)
+        covered[[i for i in held if labels[i] in known]] = True
     if not covered.any():
         return Calibration(weights=tuple(1.0 for _ in kinds))
     sel = np.flatnonzero(covered)
