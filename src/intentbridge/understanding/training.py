@@ -76,6 +76,7 @@ def train_model(
     intent_params: dict[str, dict[str, Any]] | None = None,
     crf_params: dict[str, Any] | None = None,
     tagger_params: dict[str, Any] | None = None,
+    unseen_weight: float = 0.0,
 ) -> NluModel:
     """What :meth:`NluModel.train <intentbridge.understanding.model.NluModel.train>` does."""
     started = time.perf_counter()
@@ -143,7 +144,14 @@ def train_model(
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             final = pool.submit(fit_final) if threaded else None
             calibration = _fit_calibration(
-                spec.intent_models, params, texts, labels, classes=classes, seed=seed, report=report
+                spec.intent_models,
+                params,
+                texts,
+                labels,
+                classes=classes,
+                seed=seed,
+                report=report,
+                unseen_weight=unseen_weight,
             )
             models = final.result() if final is not None else fit_final()
     else:
@@ -169,6 +177,7 @@ def train_model(
         "n_examples": len(data.examples),
         "entity_labels": sorted({sp.label for ex in data.examples for sp in ex.entities}),
         "fuzzy_threshold": fuzzy_threshold,
+        "unseen_weight": unseen_weight,
         "seed": seed,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
@@ -226,6 +235,7 @@ def _fit_calibration(
     classes: list[str],
     seed: int,
     report: Progress,
+    unseen_weight: float = 0.0,
 ) -> Calibration:
     """Weights, temperature and threshold from out-of-fold predictions."""
     folds = _folds(labels, seed)
@@ -264,7 +274,7 @@ def _fit_calibration(
     temperature = fit_temperature(mixed, gold)
     calibrated = Calibration(weights=weights, temperature=temperature).apply(probs)
     oos = index.get(OUT_OF_SCOPE_INTENT)
-    threshold = choose_threshold(calibrated, gold, oos_index=oos)
+    threshold = choose_threshold(calibrated, gold, oos_index=oos, unseen_weight=unseen_weight)
     return Calibration(weights=weights, temperature=temperature, threshold=threshold)
 
 
