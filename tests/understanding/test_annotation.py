@@ -72,6 +72,66 @@ def test_broken_annotations_are_errors(annotated: str, message: str) -> None:
     assert info.value.path == "nlu.yml"
 
 
+@pytest.mark.parametrize(
+    ("annotated", "value"),
+    [
+        ('[paris]{"entity": "city", "value": null}', "paris"),  # null: no canonical value
+        ("[new york](city: NYC)", "NYC"),
+        ("[new york](city:NYC )", "NYC"),
+        ('[five]{"entity": "n", "value": 5}', "5"),
+        ('[half]{"entity": "n", "value": 0.5}', "0.5"),
+    ],
+)
+def test_canonical_values_are_what_the_annotation_says(annotated: str, value: str) -> None:
+    _, spans = parse_annotated(annotated)
+    assert spans[0].value == value
+
+
+@pytest.mark.parametrize(
+    "annotated",
+    [
+        '[paris]{"entity": "city", "value": {"a": 1}}',
+        '[paris]{"entity": "city", "value": ["paris"]}',
+        '[paris]{"entity": "city", "value": true}',
+        '[paris]{"entity": "city", "value": NaN}',
+    ],
+)
+def test_values_that_are_no_string_or_number_are_errors(annotated: str) -> None:
+    with pytest.raises(TrainingDataError, match=re.escape('"value" in [paris]{')) as info:
+        parse_annotated(annotated, path="nlu.yml", line=7)
+    assert (info.value.path, info.value.line) == ("nlu.yml", 7)
+
+
+@pytest.mark.parametrize(
+    ("annotated", "message"),
+    [
+        ("it costs [5](price#usd)", "entity name 'price#usd' contains '#'"),
+        ('it costs [5]{"entity": "price#usd"}', "entity name 'price#usd' contains '#'"),
+        ('it costs [5]{"entity": "price", "role": "a#b"}', "role 'a#b' of entity 'price'"),
+    ],
+)
+def test_hash_in_entity_or_role_names_is_an_error(annotated: str, message: str) -> None:
+    """The tagger's labels are entity#role: "price#usd" came back as price, role usd."""
+    with pytest.raises(TrainingDataError, match=re.escape(message)) as info:
+        parse_annotated(annotated, path="nlu.yml", line=3)
+    assert (info.value.path, info.value.line) == ("nlu.yml", 3)
+    assert info.value.hint is not None and "role" in info.value.hint
+    with pytest.raises(TrainingDataError, match="contains '#'"):
+        format_annotated("5", [EntitySpan(0, 1, "price#usd", "5")])
+
+
+@pytest.mark.parametrize(
+    "annotated",
+    [
+        '[5]{"entity": "n", "value": ' + "1" * 5000 + "}",  # past int's 4,300 digits
+        '[5]{"entity": "n", "value": ' + "[" * 5000 + "]" * 5000 + "}",
+    ],
+)
+def test_json_python_cannot_read_is_a_training_data_error(annotated: str) -> None:
+    with pytest.raises(TrainingDataError, match="invalid JSON"):
+        parse_annotated(annotated)
+
+
 def test_format_picks_the_shortest_faithful_form() -> None:
     text = "move 50 euros from my savings account"
     spans = [
@@ -109,7 +169,9 @@ _name = st.text(
     min_size=1,
     max_size=8,
 ).filter(lambda name: name == name.strip())  # names are read stripped: "0\n" is "0"
-_optional = st.none() | _name
+# entity and role names: '#' separates them in the tagger's labels
+_label_name = _name.filter(lambda name: "#" not in name)
+_optional = st.none() | _label_name
 
 
 @st.composite
@@ -127,7 +189,7 @@ def annotated_examples(draw: st.DrawFn) -> tuple[str, list[EntitySpan]]:
             EntitySpan(
                 pos,
                 pos + len(covered),
-                draw(_name),
+                draw(_label_name),
                 covered if value is None else value,
                 role=draw(_optional),
                 group=draw(_optional),

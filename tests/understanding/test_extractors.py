@@ -6,6 +6,8 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from intentbridge.types import Entity, Money
 from intentbridge.understanding.extractors import (
@@ -244,3 +246,148 @@ def test_tokenizer_keeps_offsets() -> None:
         "o'clock",
     ]
     assert all(text[t.start : t.end] == t.text for t in tokens)
+
+
+# --- amounts of any size, and number words that are well-formed or not numbers -----
+
+#: Amounts from a quadrillion on are not money (extractors/money.py).
+MAX_AMOUNT = Decimal(10) ** 15
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("send 10000000000000000000000000000 euros", 10**28),
+        ("$" + "1" * 29, int("1" * 29)),
+        ("9999999999999999999999999999.5 euros", Decimal("9999999999999999999999999999.5")),
+        ("99999999999999999999999999k dollars", (10**26 - 1) * 1000),
+        ("1000000000000000 euros", 10**15),
+    ],
+)
+def test_huge_amounts_are_exact_numbers_but_not_money(text: str, number: int | Decimal) -> None:
+    """Past 28 digits the default decimal context used to raise; such sums are no money."""
+    assert MoneyExtractor().extract(text) == []
+    assert parse_money(text) is None
+    assert only(NumberExtractor().extract(text)).value == number
+    below = only(MoneyExtractor().extract("send 999999999999999.99 euros"))
+    assert below.value == Money(Decimal("999999999999999.99"), "EUR")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("a three", 3),  # the article, not "one plus three"
+        ("twenty-five hundred", 2500),
+        ("a thousand and one", 1001),
+        ("two million three hundred thousand and five", 2_300_005),
+        ("one hundred and five thousand", 105_000),
+        ("nine hundred ninety-nine billion", 999_000_000_000),
+    ],
+)
+def test_number_words_compose(text: str, value: int) -> None:
+    assert only(NumberExtractor().extract(text)).value == value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "one billion billion billion billion",
+        "five five",
+        "one two three",
+        "twenty twenty",
+        "one thousand million",
+        "zero zero seven",
+        "hundred hundred",
+        "one and two",
+    ],
+)
+def test_runs_of_number_words_that_are_no_cardinal_are_not_numbers(text: str) -> None:
+    assert NumberExtractor().extract(f"about {text} of them") == []
+    assert MoneyExtractor().extract(f"{text} dollars") == []
+
+
+_ONES = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+    "eighteen", "nineteen",
+]  # fmt: skip
+_TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+
+
+def _below_thousand(n: int, sep: str) -> list[str]:
+    words: list[str] = []
+    if n >= 100:
+        words += [_ONES[n // 100], "hundred"]
+        n %= 100
+        if n:
+            words.append("and")
+    if n >= 20:
+        words.append(_TENS[n // 10] + (sep + _ONES[n % 10] if n % 10 else ""))
+    elif n:
+        words.append(_ONES[n])
+    return words
+
+
+def in_words(n: int, sep: str = "-") -> str:
+    """``n`` (below a trillion) as English words: "one million two hundred and five"."""
+    if n == 0:
+        return "zero"
+    words: list[str] = []
+    for scale, name in ((10**9, "billion"), (10**6, "million"), (1000, "thousand"), (1, "")):
+        if n >= scale:
+            words += _below_thousand(n // scale, sep) + ([name] if name else [])
+            n %= scale
+    return " ".join(words)
+
+
+@given(st.integers(0, 10**12 - 1), st.sampled_from(["-", " "]))
+def test_numbers_written_in_words_read_back(n: int, sep: str) -> None:
+    ent = only(NumberExtractor().extract(f"about {in_words(n, sep)} of them"))
+    assert ent.value == n
+
+
+_WORDS = [
+    " ", "  ", "-", ",", ".", "k", " k", " million", "mn", "$", "€", "US$", "EUR ",
+    " euros", " dollars", " bucks", "one", "a", "an", "and", "a half", "twenty",
+    "hundred", "thousand", "billion", "dozen", "zero", "nine", "ten", "1e5", "½",
+]  # fmt: skip
+_FRAGMENTS = st.one_of(
+    st.sampled_from(_WORDS),
+    st.integers(0, 10**60).map(str),
+    st.decimals(min_value=0, allow_nan=False, allow_infinity=False).map(str),
+    st.text(max_size=4),
+)
+_RULE_TEXT = st.lists(_FRAGMENTS, max_size=12).map("".join)
+
+
+@settings(max_examples=300)
+@given(_RULE_TEXT)
+def test_rule_extractors_never_raise_and_values_match_their_digits(text: str) -> None:
+    for ent in RuleExtractors().extract(text):
+        assert text[ent.start : ent.end] == ent.text
+        if ent.entity == "money":
+            assert isinstance(ent.value, Money)
+            assert ent.value.amount.is_finite()
+            assert 0 <= ent.value.amount < MAX_AMOUNT
+        if ent.entity == "number":
+            assert isinstance(ent.value, int | Decimal)
+            assert isinstance(ent.value, int) or ent.value.is_finite()
+            if ent.text.isdigit():
+                assert ent.value == int(ent.text)
+
+
+@given(
+    st.integers(0, 10**40),
+    st.sampled_from(["{:d}", "{:,d}", "{:_d}"]),
+    st.sampled_from(["send {} euros", "€{} please", "{} dollars to bob"]),
+)
+def test_amounts_of_any_size_are_read_exactly(n: int, style: str, message: str) -> None:
+    # "1.234.567" is continental grouping; a single dot group ("1.234") is a decimal
+    assume(style != "{:_d}" or n >= 10**6)
+    text = message.format(style.format(n).replace("_", "."))
+    money = MoneyExtractor().extract(text)
+    if n < MAX_AMOUNT:
+        assert only(money).value.amount == n
+    else:
+        assert money == []
+    assert only(NumberExtractor().extract(text)).value == n

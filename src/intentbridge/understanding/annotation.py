@@ -16,12 +16,13 @@ forgotten ``(entity)`` would otherwise silently become plain text.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from intentbridge.errors import TrainingDataError
-from intentbridge.understanding.data import EntitySpan
+from intentbridge.understanding.data import LABEL_NAME_HINT, EntitySpan, label_name_problem
 
 # names in the short form: anything but the delimiters of that form
 _SHORT_ENTITY = re.compile(r"^[^\s:()\[\]{}]+$")
@@ -85,8 +86,12 @@ def parse_annotated(
 def _short_form(inner: str, entity_text: str, start: int, at: int, where: _Where) -> EntitySpan:
     entity, sep, value = inner.partition(":")
     entity = entity.strip()
+    value = value.strip()  # "(city: NYC)" means "NYC"
     if not entity or not _SHORT_ENTITY.match(entity):
         raise _error(where, at, f"bad entity name {entity!r} in ({inner})")
+    problem = label_name_problem(entity, None)
+    if problem is not None:
+        raise _error(where, at, f"{problem} in [{entity_text}]({inner})", LABEL_NAME_HINT)
     if sep and not value:
         raise _error(where, at, f"empty value after ':' in ({inner})")
     return EntitySpan(
@@ -127,6 +132,8 @@ def _json_form(raw: str, entity_text: str, start: int, at: int, where: _Where) -
         obj = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise _error(where, at, f"invalid JSON in annotation: {exc.msg}") from exc
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit number, deep nesting
+        raise _error(where, at, f"invalid JSON in annotation: {exc}") from exc
     if not isinstance(obj, dict) or not isinstance(obj.get("entity"), str) or not obj["entity"]:
         raise _error(where, at, 'annotation JSON needs a string "entity"')
     unknown = set(obj) - _JSON_KEYS
@@ -136,17 +143,44 @@ def _json_form(raw: str, entity_text: str, start: int, at: int, where: _Where) -
             at,
             f"unknown annotation key(s) {sorted(unknown)}; known: entity, value, role, group",
         )
-    value = obj.get("value", entity_text)
+    annotation = f"[{entity_text}]{raw}"
+    value = _canonical(obj.get("value"), entity_text)
+    if value is None:
+        raise _error(
+            where,
+            at,
+            f'"value" in {annotation} must be a string or a number, '
+            f"not {type(obj['value']).__name__}",
+            'write the canonical value as a string, "value": "...", or leave "value" out',
+        )
     role = obj.get("role")
     group = obj.get("group")
+    role = str(role) if role is not None else None
+    problem = label_name_problem(obj["entity"], role)
+    if problem is not None:
+        raise _error(where, at, f"{problem} in {annotation}", LABEL_NAME_HINT)
     return EntitySpan(
         start=start,
         end=start + len(entity_text),
         entity=obj["entity"],
-        value=str(value),
-        role=str(role) if role is not None else None,
+        value=value,
+        role=role,
         group=str(group) if group is not None else None,
     )
+
+
+def _canonical(value: object, entity_text: str) -> str | None:
+    """The canonical value a JSON "value" gives; None when it cannot be one.
+
+    A missing or null value means none: the covered text is the value.
+    """
+    if value is None:
+        return entity_text
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return str(value)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,13 +192,18 @@ class _Where:
     line: int | None
 
 
-def _error(where: _Where, pos: int, message: str) -> TrainingDataError:
+_HINT = (
+    'annotate entities as [text](entity), [text](entity:value) or [text]{"entity": "...", '
+    '"role": "..."}'
+)
+
+
+def _error(where: _Where, pos: int, message: str, hint: str = _HINT) -> TrainingDataError:
     return TrainingDataError(
         f"{message} at column {pos + 1} in {where.source!r}",
         path=where.path,
         line=where.line,
-        hint="annotate entities as [text](entity), [text](entity:value) or "
-        '[text]{"entity": "...", "role": "..."}',
+        hint=hint,
     )
 
 
@@ -173,7 +212,8 @@ def format_annotated(text: str, spans: Sequence[EntitySpan]) -> str:
 
     Uses the shortest form that reads back identically: ``(entity)``,
     ``(entity:value)``, or the JSON form for roles, groups and awkward values.
-    Overlapping spans cannot be written inline and raise :class:`TrainingDataError`.
+    Overlapping spans cannot be written inline and raise :class:`TrainingDataError`, as
+    do entity and role names with a '#' (which :func:`parse_annotated` refuses).
     """
     parts: list[str] = []
     pos = 0
@@ -182,6 +222,9 @@ def format_annotated(text: str, spans: Sequence[EntitySpan]) -> str:
             raise TrainingDataError(
                 f"overlapping entities cannot be written inline in {text!r}", field="entities"
             )
+        problem = label_name_problem(sp.entity, sp.role)
+        if problem is not None:
+            raise TrainingDataError(problem, field="entities", hint=LABEL_NAME_HINT)
         covered = text[sp.start : sp.end]
         parts.append(_escape_plain(text[pos : sp.start], text))
         if "[" in covered or "]" in covered:

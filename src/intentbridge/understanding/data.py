@@ -125,7 +125,9 @@ def make_example(
     """Build a :class:`TrainingExample`, checking spans lie inside the text.
 
     Raises :class:`TrainingDataError` (with ``path``/``line`` when given) for an empty
-    intent or a span outside the text or empty.
+    intent, a span outside the text or empty, or a '#' in an entity or role name
+    (the tagger's labels are ``entity#role``: "price#usd" would come back as the
+    entity "price" with the role "usd").
     """
     if not intent:
         raise TrainingDataError("example has an empty intent", path=path, line=line, field="intent")
@@ -144,7 +146,32 @@ def make_example(
             raise TrainingDataError(
                 "entity has an empty name", path=path, line=line, field="entities"
             )
+        problem = label_name_problem(sp.entity, sp.role)
+        if problem is not None:
+            raise TrainingDataError(
+                problem, path=path, line=line, field="entities", hint=LABEL_NAME_HINT
+            )
     return TrainingExample(text=text, intent=intent, entities=spans)
+
+
+#: How to fix a name :func:`label_name_problem` refuses.
+LABEL_NAME_HINT = (
+    "the tagger's labels are 'entity#role', so '#' cannot be part of a name: rename "
+    "the entity (e.g. 'price_usd'), or annotate the part after '#' as its role"
+)
+
+
+def label_name_problem(entity: str, role: str | None) -> str | None:
+    """Why ``entity`` (with ``role``) cannot be a tagger label, or None when it can.
+
+    >>> label_name_problem("price#usd", None)
+    "entity name 'price#usd' contains '#'"
+    """
+    if "#" in entity:
+        return f"entity name {entity!r} contains '#'"
+    if role is not None and "#" in role:
+        return f"role {role!r} of entity {entity!r} contains '#'"
+    return None
 
 
 def load_training_data(paths: Sequence[Path | str] | Path | str) -> TrainingData:

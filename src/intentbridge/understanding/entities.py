@@ -19,8 +19,11 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
+from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,6 +37,7 @@ from intentbridge.understanding.extractors.base import RuleExtractors, resolve_o
 from intentbridge.understanding.extractors.roles import RoleResolver
 from intentbridge.understanding.tagger import (
     CrfTagger,
+    SpanAlignmentWarning,
     TaggedSpan,
     allowed_transitions,
     bio_labels,
@@ -77,18 +81,55 @@ def _natural_name(kind: str) -> str:
 
 
 def rule_tags(tokens: Sequence[Token], candidates: Sequence[Entity]) -> list[list[str]]:
-    """For each token, the rule kinds matching it (``B:`` marks a match's first token)."""
+    """For each token, the rule kinds matching it (``B:`` marks a match's first token).
+
+    ``tokens`` are in text order and do not overlap, as :func:`tokenize` gives them:
+    each match finds its first token by bisection, so the cost is the number of
+    (match, token) pairs that overlap, not matches × tokens.
+    """
     tags: list[list[str]] = [[] for _ in tokens]
     if not candidates:
         return tags
+    ends = [tok.end for tok in tokens]
+    n = len(tokens)
     for cand in candidates:
         kind = rule_kind(cand)
+        i = bisect_right(ends, cand.start)  # the first token ending after the match starts
         first = True
-        for i, tok in enumerate(tokens):
-            if tok.start < cand.end and tok.end > cand.start:
-                tags[i].append(("B:" if first else "") + kind)
-                first = False
+        while i < n and tokens[i].start < cand.end:
+            tags[i].append(("B:" if first else "") + kind)
+            first = False
+            i += 1
     return tags
+
+
+class _Covered:
+    """Character ranges, for "does this span overlap any of them?" in O(log n)."""
+
+    def __init__(self, spans: Iterable[tuple[int, int]]) -> None:
+        ordered = sorted(spans)
+        self._starts = [start for start, _ in ordered]
+        # the furthest end among the ranges starting at or before each one
+        self._reach = list(accumulate((end for _, end in ordered), max))
+
+    def overlaps(self, start: int, end: int) -> bool:
+        """Whether ``[start, end)`` overlaps one of the ranges."""
+        k = bisect_left(self._starts, end)  # ranges starting before ``end``
+        return k > 0 and self._reach[k - 1] > start
+
+
+class _TaggedSpans:
+    """The tagger's spans (in text order, disjoint, as :func:`decode` gives them)."""
+
+    def __init__(self, spans: Sequence[TaggedSpan]) -> None:
+        self._starts = [sp.start for sp in spans]
+        self._ends = [sp.end for sp in spans]
+
+    def overlaps_other(self, start: int, end: int, own: int) -> bool:
+        """Whether ``[start, end)`` overlaps a span other than the ``own``-th."""
+        lo = bisect_right(self._ends, start)  # the first span ending after ``start``
+        hi = bisect_left(self._starts, end)  # the first span starting at or after ``end``
+        return hi - lo > 1 or (hi - lo == 1 and lo != own)
 
 
 class EntityRecognizer:
@@ -201,6 +242,7 @@ class EntityRecognizer:
         role_entities: set[str] = set()
         overlaps: dict[str, Counter[str]] = defaultdict(Counter)
         reaching_past: dict[str, Counter[str]] = defaultdict(Counter)
+        misaligned: list[tuple[str, int, int, str]] = []
         for ex in data.examples:
             candidates = rules.extract(ex.text)
             for cand in resolve_overlaps(candidates):
@@ -233,7 +275,12 @@ class EntityRecognizer:
                         clusters=word_clusters,
                     )
                 )
-                labels.append(bio_labels(tokens, [(s.start, s.end, s.label) for s in ex.entities]))
+                found: list[tuple[int, int, str]] = []
+                spans = [(s.start, s.end, s.label) for s in ex.entities]
+                labels.append(bio_labels(tokens, spans, misaligned=found))
+                misaligned.extend((ex.text, *span) for span in found)
+        if misaligned:
+            _warn_misaligned(misaligned)
         entity_kinds: dict[str, str] = {}
         for entity, total in entity_total.items():
             # money before date before number: "50 euros" also contains a number
@@ -309,12 +356,13 @@ class EntityRecognizer:
             else:
                 labels, probs = self._mix.labels(text, tokens, features, intent)
             spans = decode(tokens, labels, probs)
-            for span in spans:
-                others = [o for o in spans if o is not span] if self.strict_spans else []
-                out.append(self._from_tagged(text, span, candidates, others))
-        for cand in resolve_overlaps(
-            [c for c in candidates if all(c.end <= e.start or c.start >= e.end for e in out)]
-        ):
+            by_kind = _by_kind(candidates)
+            others = _TaggedSpans(spans) if self.strict_spans else None
+            for i, span in enumerate(spans):
+                out.append(self._from_tagged(text, span, by_kind, others, i))
+        covered = _Covered((e.start, e.end) for e in out)
+        free = [c for c in candidates if not covered.overlaps(c.start, c.end)]
+        for cand in resolve_overlaps(free):
             name = self.emit.get(rule_kind(cand), _default_emit(cand))
             if name is not None:
                 out.append(dataclasses.replace(cand, entity=name) if name != cand.entity else cand)
@@ -325,34 +373,41 @@ class EntityRecognizer:
         self,
         text: str,
         tagged: TaggedSpan,
-        candidates: Sequence[Entity],
-        others: Sequence[TaggedSpan] = (),
+        by_kind: Mapping[str, _KindMatches],
+        others: _TaggedSpans | None = None,
+        own: int = -1,
     ) -> Entity:
+        # ``others``: the tagger's spans, this one the ``own``-th, that a rule match
+        # must not reach into (:attr:`strict_spans`)
         start, end, entity = tagged.start, tagged.end, tagged.entity
         role, confidence = tagged.role, tagged.confidence
         kind = self.entity_kinds.get(entity)
-        if kind is not None:
+        matches = by_kind.get(kind) if kind is not None else None
+        if kind is not None and matches is not None:
             # widen to the rule match ("50" tagged, "50 euros" matched) so the value
             # keeps its currency, and take the rule's value when spans agree; not for
             # entities whose matches reach past annotated spans ("a three" for "three")
-            for cand in candidates:
-                if cand.extractor == kind and cand.start < end and cand.end > start:
-                    if entity in self.fixed_spans and (cand.start < start or cand.end > end):
-                        continue
-                    if any(cand.start < o.end and cand.end > o.start for o in others):
-                        continue  # "next" tagged apart: "thursday" stays "thursday"
-                    start, end = min(start, cand.start), max(end, cand.end)
-                    if (cand.start, cand.end) == (start, end):
-                        return Entity(
-                            entity,
-                            cand.value,
-                            start,
-                            end,
-                            text[start:end],
-                            role,
-                            confidence,
-                            "crf+" + kind,
-                        )
+            for cand in matches.from_overlapping(start):
+                if cand.start >= end:
+                    break  # sorted by start: no later match reaches the span either
+                if cand.end <= start:
+                    continue
+                if entity in self.fixed_spans and (cand.start < start or cand.end > end):
+                    continue
+                if others is not None and others.overlaps_other(cand.start, cand.end, own):
+                    continue  # "next" tagged apart: "thursday" stays "thursday"
+                start, end = min(start, cand.start), max(end, cand.end)
+                if (cand.start, cand.end) == (start, end):
+                    return Entity(
+                        entity,
+                        cand.value,
+                        start,
+                        end,
+                        text[start:end],
+                        role,
+                        confidence,
+                        "crf+" + kind,
+                    )
         span = text[start:end]
         value = self.rules.normalise(entity, span, kind)
         return Entity(entity, value, start, end, span, role, confidence, "crf")
@@ -406,6 +461,47 @@ class _Mix:
             probs = np.exp(logp - logp.max(axis=1, keepdims=True))
             probs /= probs.sum(axis=1, keepdims=True)
         return constrained_decode(probs, self.names, self.allowed)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _KindMatches:
+    """One extractor's matches sorted by start (as each extractor finds them)."""
+
+    matches: list[Entity]
+    reach: list[int]  # the furthest end among the matches up to each one
+
+    @classmethod
+    def build(cls, matches: list[Entity]) -> _KindMatches:
+        ordered = sorted(matches, key=lambda c: c.start)  # stable: already sorted
+        return cls(ordered, list(accumulate((c.end for c in ordered), max)))
+
+    def from_overlapping(self, start: int) -> Iterator[Entity]:
+        """The matches from the first one ending after ``start`` on."""
+        for i in range(bisect_right(self.reach, start), len(self.matches)):
+            yield self.matches[i]
+
+
+def _by_kind(candidates: Sequence[Entity]) -> dict[str, _KindMatches]:
+    """The rule matches per extractor (a tagged span widens to its entity's kind)."""
+    groups: dict[str, list[Entity]] = defaultdict(list)
+    for cand in candidates:
+        groups[cand.extractor].append(cand)
+    return {kind: _KindMatches.build(group) for kind, group in groups.items()}
+
+
+def _warn_misaligned(misaligned: Sequence[tuple[str, int, int, str]]) -> None:
+    text, start, end, label = misaligned[0]
+    tokens = [t.text for t in tokenize(text) if t.start < end and t.end > start]
+    learned = f"is learned as the token(s) {tokens!r}" if tokens else "covers no token"
+    more = f" ({len(misaligned) - 1} more span(s) like it)" if len(misaligned) > 1 else ""
+    warnings.warn(
+        SpanAlignmentWarning(
+            f"entity span {label!r} {start}:{end} ({text[start:end]!r}) in {text!r} does "
+            f"not begin and end at token boundaries and {learned}{more}; annotate "
+            "whole words (check the offsets)"
+        ),
+        stacklevel=2,
+    )
 
 
 def _rule_kinds(rules: RuleExtractors) -> set[str]:

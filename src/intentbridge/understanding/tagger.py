@@ -10,7 +10,9 @@ the tagger learns when such a match is an entity, and of which kind.
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
+from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,46 +67,54 @@ def token_features(
     ``object_name`` and ``playlist`` look alike but belong to different intents.
     ``clusters`` maps words to cluster ids (:mod:`.clusters`), coarse to fine.
     """
-    words = [t.text.lower() for t in tokens]
-    shapes = [_shape(t.text) for t in tokens]
-    cids: list[Sequence[str]] = (
-        [clusters.get(w, ()) for w in words] if clusters else [() for _ in words]
-    )
-    feats: list[list[str]] = []
     n = len(tokens)
     intent_f = "intent=" + intent if intent else None
-    for i, tok in enumerate(tokens):
+    # a token's own features depend on its text alone: built once per distinct text
+    own: dict[str, tuple[list[str], str, str]] = {}
+    heads: list[list[str]] = []
+    words: list[str] = []
+    shapes: list[str] = []
+    for tok in tokens:
+        entry = own.get(tok.text)
+        if entry is None:
+            entry = own[tok.text] = _own_features(tok.text, intent_f)
+        heads.append(entry[0])
+        words.append(entry[1])
+        shapes.append(entry[2])
+    # cluster ids as the token's own, left and right neighbour's features
+    no_ids: tuple[list[str], list[str], list[str]] = ([], [], [])
+    ids: list[tuple[list[str], list[str], list[str]]] = [no_ids] * n
+    if clusters:
+        by_word: dict[str, tuple[list[str], list[str], list[str]]] = {}
+        for i, w in enumerate(words):
+            entry_ids = by_word.get(w)
+            if entry_ids is None:
+                cids = clusters.get(w, ())
+                entry_ids = by_word[w] = (
+                    [f"c{level}={cid}" for level, cid in enumerate(cids)],
+                    [f"c{level}[-1]={cid}" for level, cid in enumerate(cids)],
+                    [f"c{level}[1]={cid}" for level, cid in enumerate(cids)],
+                )
+            ids[i] = entry_ids
+    feats: list[list[str]] = []
+    for i in range(n):
         w = words[i]
-        f = [
-            "bias",
-            "w=" + w,
-            "p2=" + w[:2],
-            "p3=" + w[:3],
-            "p4=" + w[:4],
-            "s2=" + w[-2:],
-            "s3=" + w[-3:],
-            "s4=" + w[-4:],
-            "sh=" + shapes[i],
-        ]
-        if intent_f is not None:
-            f.append(intent_f)
-        if tok.text[:1].isupper():
-            f.append("cap")
-        if w.isdigit():
-            f.append("digit")
-            f.append(f"len={min(len(w), 5)}")
-        for level, cid in enumerate(cids[i]):
-            f.append(f"c{level}={cid}")
-        for off in (-2, -1, 1, 2):
-            j = i + off
-            if 0 <= j < n:
-                f.append(f"w[{off}]={words[j]}")
-                if off in (-1, 1):
-                    f.append(f"sh[{off}]={shapes[j]}")
-                    for level, cid in enumerate(cids[j]):
-                        f.append(f"c{level}[{off}]={cid}")
-            else:
-                f.append(f"w[{off}]=<{'s' if j < 0 else '/s'}>")
+        f = heads[i].copy()
+        f += ids[i][0]
+        f.append("w[-2]=" + words[i - 2] if i > 1 else "w[-2]=<s>")
+        if i > 0:
+            f.append("w[-1]=" + words[i - 1])
+            f.append("sh[-1]=" + shapes[i - 1])
+            f += ids[i - 1][1]
+        else:
+            f.append("w[-1]=<s>")
+        if i + 1 < n:
+            f.append("w[1]=" + words[i + 1])
+            f.append("sh[1]=" + shapes[i + 1])
+            f += ids[i + 1][2]
+        else:
+            f.append("w[1]=</s>")
+        f.append("w[2]=" + words[i + 2] if i + 2 < n else "w[2]=</s>")
         if i > 0:
             f.append(f"w[-1:0]={words[i - 1]}|{w}")
             if i > 1:
@@ -115,27 +125,81 @@ def token_features(
                 f.append(f"w[1:2]={words[i + 1]}|{words[i + 2]}")
         for tag in rule_tags[i]:
             f.append("rule=" + tag)
-        for off in (-1, 1):
-            j = i + off
-            if 0 <= j < n:
-                for tag in rule_tags[j]:
-                    f.append(f"rule[{off}]=" + tag.removeprefix("B:"))
+        if i > 0:
+            for tag in rule_tags[i - 1]:
+                f.append("rule[-1]=" + tag.removeprefix("B:"))
+        if i + 1 < n:
+            for tag in rule_tags[i + 1]:
+                f.append("rule[1]=" + tag.removeprefix("B:"))
         feats.append(f)
     return feats
 
 
+def _own_features(text: str, intent_f: str | None) -> tuple[list[str], str, str]:
+    """A token's features of itself (before clusters), its word and its shape."""
+    w = text.lower()
+    shape = _shape(text)
+    f = [
+        "bias",
+        "w=" + w,
+        "p2=" + w[:2],
+        "p3=" + w[:3],
+        "p4=" + w[:4],
+        "s2=" + w[-2:],
+        "s3=" + w[-3:],
+        "s4=" + w[-4:],
+        "sh=" + shape,
+    ]
+    if intent_f is not None:
+        f.append(intent_f)
+    if text[:1].isupper():
+        f.append("cap")
+    if w.isdigit():
+        f.append("digit")
+        f.append(f"len={min(len(w), 5)}")
+    return f, w, shape
+
+
+class SpanAlignmentWarning(UserWarning):
+    """Annotated entity spans that do not begin and end at token boundaries.
+
+    The tagger labels whole tokens, so such a span is learned widened to the tokens
+    it touches ("[5](amount)k" teaches the token "5k"), or not at all when it covers
+    no token (only spaces). Training warns once, naming an example.
+    """
+
+
 def bio_labels(
-    tokens: Sequence[Token], spans: Sequence[tuple[int, int, str]], scheme: str = "bio"
+    tokens: Sequence[Token],
+    spans: Sequence[tuple[int, int, str]],
+    scheme: str = "bio",
+    *,
+    misaligned: list[tuple[int, int, str]] | None = None,
 ) -> list[str]:
     """BIO (or IO) labels for tokens given ``(start, end, label)`` character spans.
 
     A token belongs to a span when they overlap; spans never share tokens. The IO
     scheme uses only ``I-`` labels: half the labels, a quarter of the CRF's
     label-pair work, at the price of merging two adjacent entities of one type.
+
+    A span whose start or end falls inside a token labels the whole token (widened:
+    the token is still that entity, which teaches the tagger more than leaving it
+    ``O``); a span over no token labels nothing. Either way it is appended to
+    ``misaligned`` when given, for the caller to report (see
+    :class:`SpanAlignmentWarning`). ``tokens`` are in text order and do not overlap.
     """
     labels = [_OUTSIDE] * len(tokens)
+    ends = [t.end for t in tokens]
     for start, end, label in spans:
-        inside = [i for i, t in enumerate(tokens) if t.start < end and t.end > start]
+        first = bisect_right(ends, start)  # the first token ending after the span starts
+        last = first
+        while last < len(tokens) and tokens[last].start < end:
+            last += 1
+        inside = range(first, last)
+        if misaligned is not None and (
+            not inside or tokens[first].start < start or tokens[last - 1].end > end
+        ):
+            misaligned.append((start, end, label))
         for k, i in enumerate(inside):
             if labels[i] == _OUTSIDE:
                 labels[i] = ("B-" if k == 0 and scheme == "bio" else "I-") + label
@@ -274,9 +338,17 @@ class CrfTagger:
         return self
 
     def _set_model(self, model: bytes) -> None:
-        self._model = model
+        # CRFsuite trusts the file: a truncated one makes it read past the buffer and
+        # crash the process, so the structure is checked here first
+        problem = crfsuite_problem(model)
+        if problem is not None:
+            raise ModelError(f"the CRFsuite model is corrupt: {problem}; retrain the model")
         tagger = pycrfsuite.Tagger()
-        tagger.open_inmemory(model)
+        try:
+            tagger.open_inmemory(model)
+        except (ValueError, OSError) as exc:
+            raise ModelError(f"CRFsuite cannot read the model ({exc}); retrain the model") from exc
+        self._model = model
         self._tagger = tagger
         self._weights = None
 
@@ -352,16 +424,32 @@ class CrfTagger:
 
     @classmethod
     def from_bytes(cls, model: bytes, **params: Any) -> CrfTagger:
-        """A tagger from model bytes (see :attr:`model_bytes`) and constructor params."""
+        """A tagger from model bytes (see :attr:`model_bytes`) and constructor params.
+
+        Raises :class:`ModelError` when the bytes are not a whole CRFsuite model.
+        """
         tagger = cls(**params)
         tagger._set_model(model)
         return tagger
 
     @classmethod
     def load(cls, path: Path) -> CrfTagger:
-        """Read a model file written by :meth:`save`."""
+        """Read a model file written by :meth:`save`.
+
+        Raises :class:`ModelError`, naming the file, when it is missing, truncated or
+        not a CRFsuite model.
+        """
+        try:
+            model = path.read_bytes()
+        except OSError as exc:
+            raise ModelError(
+                f"{path}: cannot read the CRF model ({exc.strerror}); retrain the model"
+            ) from exc
         tagger = cls()
-        tagger._set_model(path.read_bytes())
+        try:
+            tagger._set_model(model)
+        except ModelError as exc:
+            raise ModelError(f"{path}: {exc}") from exc
         return tagger
 
     def __getstate__(self) -> dict[str, object]:
@@ -380,6 +468,65 @@ class CrfTagger:
         model = state["model"]
         if isinstance(model, bytes):
             self._set_model(model)
+
+
+# The CRFsuite model file (crfsuite's crf1d_model.c, cqdb.c): a 48-byte little-endian
+# header (magic, size, type, version, counts of features, labels and attributes, then
+# five offsets), and the chunks those offsets point at, each starting with a 4-byte id
+# and its size: FEAT (20-byte features), CQDB (label and attribute names; its header
+# holds the number of names and where their index is), LFRF and AFRF (references).
+_CRF_HEADER = struct.Struct("<4sI4sIIIIIIIII")
+_CRF_CHUNK = struct.Struct("<4sII")  # id, size, number of items
+_CQDB_HEADER = struct.Struct("<4sIIIII")  # id, size, flag, byte order, names, index offset
+_CRF_FEATURE_SIZE = 20
+
+
+def crfsuite_problem(model: bytes) -> str | None:
+    """What is wrong with ``model`` as a CRFsuite 1st-order CRF file, or None.
+
+    CRFsuite follows the file's offsets and counts without checking them, so a
+    truncated or overwritten file crashes the process. This checks them first: the
+    magic and model type, the size the header records against the byte count, each
+    chunk's id and extent, and that the chunks agree with the header's counts. Damage
+    inside the weights or the name tables is not caught here (the checksum that
+    :meth:`NluModel.save <intentbridge.understanding.model.NluModel.save>` records is).
+    """
+    size = len(model)
+    if size < _CRF_HEADER.size:
+        return f"{size} bytes, shorter than the {_CRF_HEADER.size}-byte header"
+    (magic, recorded, kind, _version, _n_features, n_labels, n_attrs, *offsets) = (
+        _CRF_HEADER.unpack_from(model)
+    )
+    if magic != b"lCRF" or kind != b"FOMC":
+        return "not a CRFsuite model file (wrong magic bytes)"
+    if recorded != size:
+        return f"the header records {recorded} bytes but the file has {size} (truncated?)"
+    chunks: dict[str, tuple[int, int, int]] = {}
+    for name, chunk_id, offset in zip(
+        ("features", "labels", "attributes", "label references", "attribute references"),
+        (b"FEAT", b"CQDB", b"CQDB", b"LFRF", b"AFRF"),
+        offsets,
+        strict=True,
+    ):
+        if not _CRF_HEADER.size <= offset <= size - _CQDB_HEADER.size:
+            return f"the {name} offset {offset} is outside the file"
+        found_id, length, count = _CRF_CHUNK.unpack_from(model, offset)
+        if found_id != chunk_id or length < _CRF_CHUNK.size or offset + length > size:
+            return f"the {name} chunk at {offset} is damaged"
+        chunks[name] = (offset, length, count)
+    _, length, count = chunks["features"]
+    if _CRF_CHUNK.size + count * _CRF_FEATURE_SIZE != length:
+        return "the features chunk's size and count disagree"
+    for name, expected in (("labels", n_labels), ("attributes", n_attrs)):
+        offset, length, _ = chunks[name]
+        names, index = _CQDB_HEADER.unpack_from(model, offset)[4:]
+        if names != expected or index + 4 * names > length:
+            return f"the {name} table does not match the header's count"
+    for name, least in (("label references", n_labels), ("attribute references", n_attrs)):
+        _, length, count = chunks[name]
+        if count < least or _CRF_CHUNK.size + 4 * count > length:
+            return f"the {name} chunk does not match the header's count"
+    return None
 
 
 class _Trainer(pycrfsuite.Trainer):  # type: ignore[misc]

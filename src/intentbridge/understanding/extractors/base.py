@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_left, insort
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -55,9 +56,15 @@ def resolve_overlaps(entities: Sequence[Entity]) -> list[Entity]:
         key=lambda e: (-(e.end - e.start), _PRIORITY.get(e.extractor, 9), e.start),
     )
     kept: list[Entity] = []
+    # the kept spans as (start, end), sorted: they do not overlap, so their ends
+    # rise with their starts and one bisection answers "does this one overlap?"
+    spans: list[tuple[int, int]] = []
     for ent in ranked:
-        if all(ent.end <= k.start or ent.start >= k.end for k in kept):
-            kept.append(ent)
+        k = bisect_left(spans, (ent.end,))  # kept spans starting before ``ent`` ends
+        if k and spans[k - 1][1] > ent.start:
+            continue
+        insort(spans, (ent.start, ent.end))
+        kept.append(ent)
     return sorted(kept, key=lambda e: e.start)
 
 

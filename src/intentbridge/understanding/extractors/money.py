@@ -2,15 +2,32 @@
 
 Values are :class:`~intentbridge.types.Money` with an ISO 4217 code, or ``None`` as
 the currency when only a bare amount is known (see :func:`parse_money`).
+
+Amounts are exact and below :data:`MAX_AMOUNT` (a quadrillion): "send
+10000000000000000000000000000 euros" is a typo, an identifier or a test, not a
+transfer, so such a match is not money (the number extractor still reports the
+number). The bound also keeps what consumers do with an amount — quantize it to
+cents in the default 28-digit decimal context — from failing.
 """
 
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from collections.abc import Iterator
+from decimal import Context, Decimal
 
 from intentbridge.types import Entity, Money
-from intentbridge.understanding.extractors.numbers import NUMBER_PATTERN, parse_number
+from intentbridge.understanding.extractors.numbers import (
+    MAX_DIGITS,
+    NUMBER_PATTERN,
+    NUMBER_RE,
+    NUMBER_WORD_PATTERN,
+    parse_number,
+)
+
+#: Amounts from this on are not money (see the module docstring).
+MAX_AMOUNT = Decimal(10) ** 15
+_EXACT = Context(prec=MAX_DIGITS + 10)
 
 _SYMBOLS = {"€": "EUR", "$": "USD", "£": "GBP", "¥": "JPY", "₹": "INR", "₣": "CHF"}
 _WORDS = {
@@ -52,6 +69,13 @@ _MONEY_RE = re.compile(
     re.IGNORECASE,
 )
 _CURRENCY_ONLY = re.compile(rf"{_SYMBOL}|\b(?:{_WORD})\b", re.IGNORECASE)
+# Every place a money match can begin: a currency marker, a digit run, a number word
+# or the "a"/"an" before one (zero-width, so each such position is reported)
+_STARTS = re.compile(
+    rf"(?={_SYMBOL}|US\$|\b(?:{_CODE})\b)|(?<![\w.,])(?=\d)"
+    rf"|\b(?=an?[\s-]|(?:{NUMBER_WORD_PATTERN})\b)",
+    re.IGNORECASE,
+)
 
 
 def _currency(marker: str) -> str | None:
@@ -69,17 +93,42 @@ def parse_money(text: str) -> Money | None:
     >>> parse_money("€1,250.50")
     Money(amount=Decimal('1250.50'), currency='EUR')
     """
-    m = _MONEY_RE.search(text)
+    m = next(_matches(text), None)
     if m is not None:
         return _from_match(m)
-    number = re.search(NUMBER_PATTERN, text, re.IGNORECASE)
+    number = NUMBER_RE.search(text)
     if number is None:
         return None
     amount = parse_number(number.group())
-    if amount is None:
+    if amount is None or amount >= MAX_AMOUNT:
         return None
     cur = _CURRENCY_ONLY.search(text)
     return Money(amount, _currency(cur.group()) if cur else None)
+
+
+def _matches(text: str) -> Iterator[re.Match[str]]:
+    """The matches ``_MONEY_RE.finditer(text)`` gives, in time linear in ``text``.
+
+    ``finditer`` tries the pattern at every position: inside a long run of number
+    words not followed by a currency ("one one one ... one") each word start reads
+    the rest of the run again, quadratic in the run. Here the pattern is tried only
+    where a match can begin, and after a failure at a number word the rest of that
+    run is skipped: from any later word of it the same words follow, so the same
+    currency check fails (no currency marker fits inside a run of number words).
+    """
+    resume = 0
+    for start in _STARTS.finditer(text):
+        pos = start.start()
+        if pos < resume:
+            continue
+        m = _MONEY_RE.match(text, pos)
+        if m is not None:
+            yield m
+            resume = m.end()
+        elif not text[pos].isdigit():
+            words = NUMBER_RE.match(text, pos)
+            if words is not None:
+                resume = words.end()
 
 
 def _from_match(m: re.Match[str]) -> Money | None:
@@ -90,14 +139,17 @@ def _from_match(m: re.Match[str]) -> Money | None:
     else:
         currency = _currency(m.group("sym") or m.group("word"))
         amount = parse_number(m.group("n2"))
-    if amount is None:
+    if amount is None or amount >= MAX_AMOUNT:
         return None
     return Money(_quantize(amount), currency)
 
 
 def _quantize(amount: Decimal) -> Decimal:
-    # keep what the user wrote ("1250.50" stays two places); strip exponent forms of ints
-    return amount.quantize(Decimal(1)) if amount == amount.to_integral_value() else amount
+    # keep what the user wrote ("1250.50" stays two places); strip exponent forms of
+    # ints ("2k" is 2E+3); exact whatever the default context's precision
+    if amount == amount.to_integral_value():
+        return amount.quantize(Decimal(1), context=_EXACT)
+    return amount
 
 
 class MoneyExtractor:
@@ -112,7 +164,7 @@ class MoneyExtractor:
     def extract(self, text: str) -> list[Entity]:
         """All amounts with a currency marker in ``text``."""
         found: list[Entity] = []
-        for m in _MONEY_RE.finditer(text):
+        for m in _matches(text):
             value = _from_match(m)
             if value is None:
                 continue

@@ -1,14 +1,20 @@
 """Numbers written as digits ("1,250.50", "1.250,50", "2k") or words ("twenty-five").
 
-The word parser is small on purpose: cardinals up to the millions, "a hundred",
+The word parser is small on purpose: cardinals up to the billions, "a hundred",
 "two hundred and fifty", "two and a half". It is what people type into a banking
-chat, not a general number grammar.
+chat, not a general number grammar. A run of number words that is no cardinal —
+"one two three", "twenty twenty", "one billion billion" — is not a number (the
+match is dropped) rather than a guess such as the sum of its words.
+
+Digit strings are parsed exactly: arithmetic ("2k") runs in a decimal context wide
+enough for any accepted number, and a number has at most :data:`MAX_DIGITS` digits —
+a longer digit run is an identifier or noise, not an amount anyone typed.
 """
 
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 
 from intentbridge.types import Entity
 
@@ -25,24 +31,35 @@ _TENS = {
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000, "billion": 1_000_000_000}
 _WORDS = {**_UNITS, **_TENS, **_SCALES, "a": 1, "an": 1, "half": 0, "and": 0, "dozen": 12}
 
-_NUMBER_WORD = "|".join(sorted([*_UNITS, *_TENS, *_SCALES, "dozen"], key=len, reverse=True))
+#: One number word (an alternation for regexes).
+NUMBER_WORD_PATTERN = "|".join(sorted([*_UNITS, *_TENS, *_SCALES, "dozen"], key=len, reverse=True))
 # A run of number words; "a"/"an" only before a scale word ("a hundred"), "and" only
 # between number words, "and a half" only at the end.
 WORDS_PATTERN = (
-    rf"(?:\b(?:an?[\s-]+)?(?:{_NUMBER_WORD})\b"
-    rf"(?:(?:[\s-]+|[\s-]+and[\s-]+)(?:{_NUMBER_WORD})\b)*"
+    rf"(?:\b(?:an?[\s-]+)?(?:{NUMBER_WORD_PATTERN})\b"
+    rf"(?:(?:[\s-]+|[\s-]+and[\s-]+)(?:{NUMBER_WORD_PATTERN})\b)*"
     rf"(?:\s+and\s+a\s+half\b)?)"
 )
 # Digits with optional thousands grouping and decimals, in English ("1,250.50") or
 # continental ("1.250,50") style, and an optional multiplier ("2k", "1.5 million");
 # a bare "m" is left alone because "10m" is as often minutes or metres as millions.
+# Each alternative is atomic: a shorter match of the same alternative is always
+# followed by a digit or separator, which the final lookahead rejects anyway, so
+# giving back digits one by one (quadratic in a long digit run) can never succeed.
 DIGITS_PATTERN = (
-    r"(?<![\w.,])(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d{1,3}(?:\.\d{3})+(?:,\d{1,2})?"
-    r"|\d+(?:[.,]\d+)?)(?:\s?[kK]\b|\s?(?:mn|million)\b)?(?![\w.,]*\d)"
+    r"(?<![\w.,])(?:(?>\d{1,3}(?:,\d{3})+(?:\.\d+)?)|(?>\d{1,3}(?:\.\d{3})+(?:,\d{1,2})?)"
+    r"|(?>\d+(?:[.,]\d+)?))(?:\s?[kK]\b|\s?(?:mn|million)\b)?(?![\w.,]*\d)"
 )
 NUMBER_PATTERN = rf"(?:{DIGITS_PATTERN}|{WORDS_PATTERN})"
-_NUMBER_RE = re.compile(NUMBER_PATTERN, re.IGNORECASE)
+#: :data:`NUMBER_PATTERN`, compiled as the extractors use it.
+NUMBER_RE = re.compile(NUMBER_PATTERN, re.IGNORECASE)
 _SPLIT = re.compile(r"[\s-]+")
+_DIGIT_STRING = re.compile(r"\d+(?:[.,]\d+)*")
+
+#: Digit strings with more digits than this are not numbers.
+MAX_DIGITS = 100
+# Exact for every accepted number: MAX_DIGITS digits times a million
+_EXACT = Context(prec=MAX_DIGITS + 10)
 
 
 def parse_digits(text: str) -> Decimal | None:
@@ -50,17 +67,21 @@ def parse_digits(text: str) -> Decimal | None:
 
     A comma followed by exactly three digits groups thousands; a comma followed by
     one or two digits is a decimal comma; the same goes for dots in "1.250,50".
+    Anything else — exponents ("1e5"), signs, more than :data:`MAX_DIGITS` digits —
+    gives None. The value is exact.
 
     >>> parse_digits("1.250,50")
     Decimal('1250.50')
     """
     s = text.strip().lower().replace(" ", "")
-    multiplier = Decimal(1)
+    multiplier = 1
     for suffix, mult in (("million", 1_000_000), ("mn", 1_000_000), ("k", 1000)):
         if s.endswith(suffix):
             s = s[: -len(suffix)]
-            multiplier = Decimal(mult)
+            multiplier = mult
             break
+    if not _DIGIT_STRING.fullmatch(s) or len(s) - s.count(",") - s.count(".") > MAX_DIGITS:
+        return None
     if "," in s and "." in s:
         # whichever separator comes last is the decimal one
         if s.rfind(",") > s.rfind("."):
@@ -81,14 +102,20 @@ def parse_digits(text: str) -> Decimal | None:
             return None
         s = s.replace(".", "")
     try:
-        value = Decimal(s) * multiplier
-    except InvalidOperation:
+        value = Decimal(s)
+    except InvalidOperation:  # "1.2.3" after separators were resolved
         return None
-    return value
+    return _EXACT.multiply(value, Decimal(multiplier)) if multiplier != 1 else value
 
 
 def parse_number_words(text: str) -> Decimal | None:
     """Parse English number words: "twenty-five", "a hundred", "two and a half".
+
+    Only well-formed cardinals count: scale words decrease ("two million three
+    thousand"), "and" follows "hundred" or a scale word, and a leading "a"/"an" stands
+    for one before "hundred", "dozen" or a scale word ("a thousand") and is otherwise
+    just the article ("a three" is 3). Anything else ("five five", "one billion
+    billion") gives None.
 
     >>> parse_number_words("two hundred and fifty")
     Decimal('250')
@@ -96,35 +123,66 @@ def parse_number_words(text: str) -> Decimal | None:
     words = [w for w in _SPLIT.split(text.strip().lower()) if w]
     if not words or any(w not in _WORDS for w in words):
         return None
-    half = False
-    if words[-3:] == ["and", "a", "half"]:
-        half = True
-        words = words[:-3]
-    total = 0
-    current = 0
-    seen_number = False
-    for w in words:
-        if w in ("and",):
-            continue
-        if w in ("a", "an"):
-            current = max(current, 1) if not seen_number else current
-            continue
-        seen_number = True
-        if w in _UNITS or w in _TENS:
-            current += _UNITS.get(w, 0) + _TENS.get(w, 0)
-        elif w == "dozen":
-            current = (current or 1) * 12
-        elif w == "hundred":
-            current = (current or 1) * 100
-        elif w in _SCALES:
-            total += (current or 1) * _SCALES[w]
-            current = 0
-    if not seen_number:
-        return None
-    value = Decimal(total + current)
+    half = words[-3:] == ["and", "a", "half"]
     if half:
-        value += Decimal("0.5")
-    return value
+        words = words[:-3]
+    if words and words[0] in ("a", "an"):
+        words = words[1:]
+    value = _cardinal(words)
+    if value is None:
+        return None
+    return Decimal(value) + Decimal("0.5") if half else Decimal(value)
+
+
+def _cardinal(words: list[str]) -> int | None:
+    """The value of a well-formed cardinal in ``words`` (no article, no "and a half")."""
+    if words == ["zero"]:
+        return 0
+    total = 0  # completed scale groups: "two million" in "two million three hundred"
+    group = 0  # the group being read, below the next scale word
+    last = ""  # the group's last word: "", "unit", "teen", "tens", "hundred" or "dozen"
+    has_hundred = False
+    after_and = False
+    scale_limit = 0  # the last scale word's value: later ones must be smaller
+    for w in words:
+        at_start = total == 0 and group == 0 and last == ""
+        if after_and and not (w in _UNITS or w in _TENS):
+            return None
+        if w == "and":
+            if after_and or not (last == "hundred" or (last == "" and total > 0)):
+                return None
+            after_and = True
+            continue
+        after_and = False
+        if w in _UNITS and 1 <= _UNITS[w] <= 9:
+            if last not in ("", "hundred", "tens"):
+                return None
+            group, last = group + _UNITS[w], "unit"
+        elif (w in _UNITS and _UNITS[w] >= 10) or w in _TENS:
+            if last not in ("", "hundred"):
+                return None
+            group += _UNITS.get(w, 0) + _TENS.get(w, 0)
+            last = "tens" if w in _TENS else "teen"
+        elif w in ("hundred", "dozen"):
+            if has_hundred or last == "dozen" or (last == "" and not at_start):
+                return None
+            group = (group or 1) * (100 if w == "hundred" else 12)
+            has_hundred, last = w == "hundred", w
+        elif w in _SCALES:  # thousand, million, billion
+            scale = _SCALES[w]
+            if last == "" and not at_start:
+                return None
+            amount = (group or 1) * scale
+            if scale_limit and (scale >= scale_limit or amount >= scale_limit):
+                return None
+            total, group, last, has_hundred, scale_limit = total + amount, 0, "", False, scale
+        else:  # "zero" among other words, "half", an article inside
+            return None
+    if after_and or (last == "" and total == 0):
+        return None
+    if scale_limit and group >= scale_limit:
+        return None
+    return total + group
 
 
 def parse_number(text: str) -> Decimal | None:
@@ -154,7 +212,7 @@ class NumberExtractor:
     def extract(self, text: str) -> list[Entity]:
         """All numbers in ``text`` with exact spans."""
         found: list[Entity] = []
-        for m in _NUMBER_RE.finditer(text):
+        for m in NUMBER_RE.finditer(text):
             value = parse_number(m.group())
             if value is None:
                 continue
