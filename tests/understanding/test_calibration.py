@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
+import numpy as np
+from typer.testing import CliRunner
+
+from intentbridge.cli.main import app
 from intentbridge.understanding import NluModel, TrainingData, TrainingExample
 from intentbridge.understanding.calibration import choose_threshold
+from intentbridge.understanding.data import save_training_data
 
 
 def _sure_model(n: int = 400, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -45,3 +50,44 @@ def test_unseen_intents_stand_in_for_out_of_scope_messages() -> None:
 def test_two_intents_have_no_stand_ins() -> None:
     probs, gold = _sure_model(classes=2)
     assert choose_threshold(probs, gold, unseen_weight=0.03) == choose_threshold(probs, gold)
+
+
+def _distinct_intents(n_intents: int = 10, per_intent: int = 12) -> TrainingData:
+    topics = ["weather", "music", "alarm", "taxi", "pizza", "flight", "news", "bank", "gym", "mail"]
+    verbs = ["show", "tell", "give", "find", "check", "get"]
+    return TrainingData(
+        examples=[
+            TrainingExample(f"{verbs[j % len(verbs)]} {topic} {topic} please {j}", topic)
+            for topic in topics[:n_intents]
+            for j in range(per_intent)
+        ]
+    )
+
+
+def test_unseen_weight_raises_the_threshold_of_a_sure_model(tmp_path: Path) -> None:
+    data = _distinct_intents()
+    plain = NluModel.train(data)
+    cautious = NluModel.train(data, unseen_weight=0.05)
+    assert cautious.calibration.threshold > plain.calibration.threshold
+    assert cautious.parse("check taxi taxi please").intent == "taxi"  # known: still answered
+    cautious.save(tmp_path / "m")
+    assert NluModel.load(tmp_path / "m").info["unseen_weight"] == 0.05
+
+
+def test_nlu_train_takes_the_unseen_weight(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    save_training_data(_distinct_intents(), data)
+    runs = {
+        weight: CliRunner().invoke(
+            app,
+            ["nlu", "train", str(data), "--out", str(tmp_path / weight), "--unseen-weight", weight],
+        )
+        for weight in ("0", "0.05")
+    }
+    assert all(r.exit_code == 0 for r in runs.values()), [r.output for r in runs.values()]
+    thresholds = {w: NluModel.load(tmp_path / w).calibration.threshold for w in runs}
+    assert thresholds["0.05"] > thresholds["0"]
+    refused = CliRunner().invoke(
+        app, ["nlu", "train", str(data), "--out", str(tmp_path / "x"), "--unseen-weight", "-1"]
+    )
+    assert refused.exit_code == 2

@@ -185,3 +185,21 @@ def test_report_files(tmp_path: Path) -> None:
     confusions = (tmp_path / "r" / "confusions.md").read_text()
     assert "| y | x | 2 |" in confusions
     assert "x2" in confusions  # example messages are listed
+
+
+def test_in_scope_accuracy_is_none_without_in_scope_examples() -> None:
+    """Only oos in gold: nothing to score in scope, which is not the same as 0 % right."""
+    golds = [ex("a", "oos"), ex("b", "oos")]
+    m = score(golds, [interp("a", "oos"), interp("b", "x")])
+    assert m["in_scope_accuracy"] is None
+    assert m["oos_recall"] == 0.5
+
+
+def test_report_on_only_oos_and_on_no_examples(tmp_path: Path) -> None:
+    """The summary says n/a for a metric with nothing to score; an empty matrix is drawn."""
+    oos_only = evaluate_detailed(_FakeModel(), [ex("a", "oos")], latency_sample=5)
+    write_report(oos_only, tmp_path / "oos", title="oos only")
+    assert "| In-scope accuracy | n/a |" in (tmp_path / "oos" / "summary.md").read_text()
+    empty = evaluate_detailed(_FakeModel(), [], latency_sample=5)
+    write_report(empty, tmp_path / "empty", title="nothing")
+    assert (tmp_path / "empty" / "confusion.png").stat().st_size > 0

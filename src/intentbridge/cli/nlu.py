@@ -11,16 +11,20 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 import time
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
-from intentbridge.errors import IntentbridgeError
+from intentbridge.errors import IntentbridgeError, TrainingDataError
 from intentbridge.types import Interpretation, Money
 
 app = typer.Typer(
@@ -38,9 +42,24 @@ DataArg = Annotated[
 ModelOpt = Annotated[Path, typer.Option("--model", help="model folder written by `nlu train`")]
 
 
-def _fail(exc: IntentbridgeError) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+def _fail(problem: IntentbridgeError | str) -> typer.Exit:
+    # the message quotes user data ("[text](entity)", file names): never Rich markup
+    err.print(Text("error:", style="red"), Text(str(problem)), highlight=False)
     return typer.Exit(1)
+
+
+def _cannot_write(path: Path, exc: OSError | UnicodeError) -> typer.Exit:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return _fail(f"cannot write {path}: {reason}")
+
+
+def _no_examples(data: Sequence[Path]) -> TrainingDataError:
+    return TrainingDataError(
+        "no training examples",
+        path=", ".join(str(d) for d in data),
+        hint="each non-blank line of a .jsonl file, and each item under `examples:` "
+        "in Rasa YAML, is one example",
+    )
 
 
 @app.command()
@@ -48,15 +67,28 @@ def train(
     data: DataArg,
     out_dir: Annotated[Path, typer.Option("--out", help="folder to write the model to")],
     pipeline: Annotated[str, typer.Option(help="pipeline: fast or accurate")] = "fast",
-    seed: Annotated[int, typer.Option(help="random seed for held-out splits")] = 0,
+    seed: Annotated[int, typer.Option(help="random seed for held-out splits", min=0)] = 0,
+    unseen_weight: Annotated[
+        float,
+        typer.Option(
+            help="for data without `oos` examples: how much rejecting messages of intents "
+            "held out as unknown counts when the fallback threshold is chosen (0 = off; "
+            "0.03 rejects more out-of-scope messages for a little accuracy, see docs/nlu.md)",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = 0.0,
 ) -> None:
     """Train a model on DATA and save it to --out."""
     from intentbridge.understanding.data import load_training_data
-    from intentbridge.understanding.model import NluModel
+    from intentbridge.understanding.model import NluModel, check_save_target
 
     started = time.perf_counter()
     try:
+        check_save_target(out_dir)  # before training, not after it
         training = load_training_data(data)
+        if not training.examples:
+            raise _no_examples(data)
         with Progress(
             TextColumn("{task.description:<10}"),
             BarColumn(),
@@ -71,16 +103,24 @@ def train(
                 if stage in tasks:
                     bar.update(tasks[stage], completed=fraction)
 
-            model = NluModel.train(training, pipeline=pipeline, progress=progress, seed=seed)
+            model = NluModel.train(
+                training,
+                pipeline=pipeline,
+                progress=progress,
+                seed=seed,
+                unseen_weight=unseen_weight,
+            )
         model.save(out_dir)
     except IntentbridgeError as exc:
         raise _fail(exc) from exc
+    except OSError as exc:
+        raise _cannot_write(out_dir, exc) from exc
     took = time.perf_counter() - started
     n_entities = len({label.partition("#")[0] for label in model.info.get("entity_labels", [])})
     out.print(
-        f"Trained [bold]{pipeline}[/bold] on {len(training.examples)} examples "
+        f"Trained [bold]{escape(pipeline)}[/bold] on {len(training.examples)} examples "
         f"({len(model.classes)} intents, {n_entities} entity types, fallback below "
-        f"{model.calibration.threshold:.2f}) in {took:.1f}s → {out_dir}",
+        f"{model.calibration.threshold:.2f}) in {took:.1f}s → {escape(str(out_dir))}",
         highlight=False,
     )
 
@@ -102,9 +142,13 @@ def eval_(
     from intentbridge.understanding.evaluation import evaluate_detailed
     from intentbridge.understanding.model import NluModel
 
+    if report is not None and report.exists() and not report.is_dir():
+        raise _fail(f"{report} exists and is not a folder; --report needs a folder")
     try:
         model = NluModel.load(model_dir)
         examples = load_training_data(data).examples
+        if not examples:
+            raise _no_examples(data)
     except IntentbridgeError as exc:
         raise _fail(exc) from exc
     result = evaluate_detailed(model, examples)
@@ -115,14 +159,16 @@ def eval_(
             write_report(result, report, title=f"{model_dir} on {', '.join(str(d) for d in data)}")
         except IntentbridgeError as exc:  # matplotlib missing: the 'report' extra
             raise _fail(exc) from exc
+        except OSError as exc:
+            raise _cannot_write(report, exc) from exc
     metrics = result.metrics
     if as_json:
         # stdout carries exactly one JSON document, so scripts can pipe it
         typer.echo(json.dumps(metrics, sort_keys=True))
         return
-    out.print(_summary_line(metrics), highlight=False)
+    out.print(_summary_line(metrics), markup=False, highlight=False)
     if report is not None:
-        out.print(f"Report written to {report}")
+        out.print(f"Report written to {report}", markup=False, highlight=False)
 
 
 def _summary_line(m: dict[str, Any]) -> str:
@@ -134,7 +180,9 @@ def _summary_line(m: dict[str, Any]) -> str:
         f"frame acc {m['frame_accuracy']:.2%}",
     ]
     if "oos_recall" in m:
-        parts.append(f"in-scope {m['in_scope_accuracy']:.2%}, OOS recall {m['oos_recall']:.2%}")
+        in_scope = m["in_scope_accuracy"]  # None when every gold example is oos
+        shown = "n/a" if in_scope is None else f"{in_scope:.2%}"
+        parts.append(f"in-scope {shown}, OOS recall {m['oos_recall']:.2%}")
     parts.append(f"ECE {m['expected_calibration_error']:.3f}")
     parts.append(f"parse p50 {m['latency_ms']['p50']:.2f} ms")
     return " · ".join(parts)
@@ -148,11 +196,15 @@ def convert(
     """Convert training data between Rasa YAML and JSONL."""
     from intentbridge.understanding.data import load_training_data, save_training_data
 
+    if target.is_dir():
+        raise _fail(f"{target} is a folder; give the file to write, e.g. {target / 'nlu.yml'}")
     try:
         data = load_training_data([source])
         save_training_data(data, target)
     except IntentbridgeError as exc:
         raise _fail(exc) from exc
+    except (OSError, UnicodeError) as exc:
+        raise _cannot_write(target, exc) from exc
     dropped = []
     if target.suffix.lower() in (".jsonl", ".json"):
         if data.synonyms:
@@ -161,11 +213,12 @@ def convert(
             dropped.append(f"{len(data.lookup_tables)} lookup tables")
         if data.regexes:
             dropped.append(f"{len(data.regexes)} regexes")
-    out.print(f"Wrote {len(data.examples)} examples to {target}", highlight=False)
+    out.print(f"Wrote {len(data.examples)} examples to {target}", markup=False, highlight=False)
     if dropped:
         err.print(
             f"[yellow]note:[/yellow] JSONL has no place for {', '.join(dropped)}; "
-            "they were not written"
+            "they were not written",
+            highlight=False,
         )
 
 
@@ -174,7 +227,10 @@ def parse(
     text: Annotated[str, typer.Argument(help="the message to interpret")],
     model_dir: ModelOpt,
 ) -> None:
-    """Interpret TEXT and print the interpretation as JSON."""
+    """Interpret TEXT and print the interpretation as JSON.
+
+    Bytes of TEXT that are not UTF-8 are read as U+FFFD (see ``NluModel.parse``).
+    """
     from intentbridge.understanding.model import NluModel
 
     try:
@@ -209,4 +265,20 @@ def _json_value(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        try:
+            str(value)
+        except ValueError:
+            # past Python's int-to-text limit (4,300 digits); Decimal has none, and a
+            # string keeps every digit where a JSON reader would round the number
+            return str(Decimal(value))
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no inf or nan
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
     return value

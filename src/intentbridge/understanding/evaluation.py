@@ -12,6 +12,7 @@
 - ``frame_accuracy``: intent right and the scored predicted entities equal the gold set.
 - ``in_scope_accuracy``, ``oos_recall``, ``oos_precision``: only when gold has ``oos``;
   a prediction is out-of-scope when it is ``oos`` or ``nlu_fallback``.
+  ``in_scope_accuracy`` is None when every gold example is ``oos`` (nothing to score).
 - ``expected_calibration_error``: 10 equal-width bins over the top intent's confidence
   against whether the top intent (before the fallback threshold) is right.
 - ``latency_ms``: p50/p95 of single-message ``parse`` calls on up to 500 messages.
@@ -142,7 +143,7 @@ def score(
         inscope = [i for i, g in enumerate(gold) if g != OUT_OF_SCOPE_INTENT]
         oos = [i for i, g in enumerate(gold) if g == OUT_OF_SCOPE_INTENT]
         predicted_oos = [i for i, p in enumerate(interpretations) if p.intent in _OOS_PREDICTIONS]
-        metrics["in_scope_accuracy"] = _mean([correct[i] for i in inscope])
+        metrics["in_scope_accuracy"] = _mean([correct[i] for i in inscope]) if inscope else None
         metrics["oos_recall"] = _mean([interpretations[i].intent in _OOS_PREDICTIONS for i in oos])
         metrics["oos_precision"] = _mean([gold[i] == OUT_OF_SCOPE_INTENT for i in predicted_oos])
 

@@ -7,11 +7,16 @@
 
 A saved model is a directory::
 
-    metadata.json       format version, pipeline, intents, threshold, timings
+    metadata.json       format version, pipeline, intents, threshold, timings,
+                        the CRF file's size and SHA-256
     rules.json          lookup tables, synonyms, regexes, entity merge policy
     tagger.crfsuite     the CRF (only when the data has entities)
     dense_tagger/       the accurate pipeline's transformer tagger (trained layers only)
     intent/0-sparse/    one sub-directory per intent model
+
+:meth:`NluModel.save` writes a new directory and swaps it in, so saving over an older
+model leaves none of its files behind; :meth:`NluModel.load` turns any damaged file into
+a :class:`~intentbridge.errors.ModelError` that names it.
 
 Built-in intent models are saved as numpy arrays and JSON, the CRF as a CRFsuite file;
 loading needs neither scikit-learn nor scipy. A model kind registered by a plug-in may
@@ -21,8 +26,17 @@ use pickles: load only models you trust.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
-from collections.abc import Callable, Sequence
+import os
+import pickle
+import re
+import secrets
+import shutil
+import struct
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +47,7 @@ from intentbridge.types import FALLBACK_INTENT, IntentScore, Interpretation
 from intentbridge.understanding.calibration import Calibration, FloatArray
 from intentbridge.understanding.entities import EntityRecognizer
 from intentbridge.understanding.extractors.base import RuleExtractors
-from intentbridge.understanding.intent import IntentModel
+from intentbridge.understanding.intent import IntentModel, char_wb_ngrams, word_ngrams
 from intentbridge.understanding.pipeline import dense_tagger_class, intent_model_class
 from intentbridge.understanding.tagger import CrfTagger
 
@@ -95,6 +109,7 @@ class NluModel:
         intent_params: dict[str, dict[str, Any]] | None = None,
         crf_params: dict[str, Any] | None = None,
         tagger_params: dict[str, Any] | None = None,
+        unseen_weight: float = 0.0,
     ) -> NluModel:
         """Train a model of the named pipeline on ``data`` (see :mod:`.training`).
 
@@ -102,11 +117,16 @@ class NluModel:
         (e.g. ``{"sparse": {"C": 0.5}}``); ``crf_params`` those of the CRF tagger;
         ``tagger_params`` those of the accurate pipeline's transformer tagger
         (:class:`~.dense_tagger.DenseTokenTagger`, plus ``crf_weight``).
+        ``unseen_weight`` > 0, for data without ``oos`` examples, lets the bot's own
+        intents stand in for out-of-scope messages when the fallback threshold is
+        chosen (0.03: CLINC150 without its ``oos`` examples rejects 59 % of
+        out-of-scope messages instead of none, for 0.8 points of in-scope accuracy;
+        :func:`~.calibration.choose_threshold`, docs/nlu.md).
         Training needs scikit-learn and scipy; loading and parsing need neither.
         """
         from intentbridge.understanding.training import train_model
 
-        return train_model(
+        model = train_model(
             cls,
             data,
             pipeline,
@@ -117,7 +137,16 @@ class NluModel:
             intent_params=intent_params,
             crf_params=crf_params,
             tagger_params=tagger_params,
+            unseen_weight=unseen_weight,
         )
+        # single-intent data gets ConstantIntent models, built without the texts; they
+        # learn here which words they know, so a message of nothing known falls back
+        texts = [ex.text for ex in data.examples]
+        labels = [ex.intent for ex in data.examples]
+        for intent_model in model.intent_models:
+            if isinstance(intent_model, ConstantIntent) and intent_model.words is None:
+                intent_model.fit(texts, labels)
+        return model
 
     # --- parsing ------------------------------------------------------------------
 
@@ -132,12 +161,19 @@ class NluModel:
         return self.calibration.apply(per_model)
 
     def parse(self, text: str) -> Interpretation:
-        """Interpret one message."""
+        """Interpret one message.
+
+        A lone surrogate in ``text`` (half of a UTF-16 pair, or an undecodable byte
+        that Python escaped, as in a command-line argument that is not UTF-8) is not a
+        character: it becomes U+FFFD first, one for one, and the interpretation's
+        ``text`` is that cleaned text. Offsets are the same in both.
+        """
+        text = replace_lone_surrogates(text)
         return self._interpret(text, self.intent_probabilities([text])[0])
 
     def parse_batch(self, texts: Sequence[str]) -> list[Interpretation]:
-        """Interpret many messages; intent scoring is vectorised."""
-        texts = list(texts)
+        """Interpret many messages (cleaned as in :meth:`parse`); intent scoring is vectorised."""
+        texts = [replace_lone_surrogates(t) for t in texts]
         if not texts:
             return []
         probs = self.intent_probabilities(texts)
@@ -149,12 +185,14 @@ class NluModel:
         Models that can tell (the TF-IDF one, in both pipelines) decide; a message
         with nothing they know ("", "   ", a row of symbols never seen) gets the
         fallback whatever the threshold, since any intent would be a guess from the
-        class priors. Models that cannot tell abstain.
+        class priors. Models that cannot tell abstain: they have no ``knows``, or it
+        returns None.
         """
         answers = [
-            knows(text)
+            answer
             for model in self.intent_models
             if (knows := getattr(model, "knows", None)) is not None
+            and (answer := knows(text)) is not None
         ]
         return any(answers) or not answers
 
@@ -177,18 +215,43 @@ class NluModel:
     # --- persistence --------------------------------------------------------------
 
     def save(self, directory: Path | str) -> Path:
-        """Write the model to ``directory`` (created if missing); returns the path."""
+        """Write the model to ``directory``; returns the path.
+
+        The files go into a new sibling directory that then takes the place of
+        ``directory``: a failed save leaves what was there, and a model saved over an
+        earlier one keeps none of its files. ``directory`` may be missing, empty or an
+        earlier model; anything else (a file, a folder of other files) is refused with
+        a :class:`ModelError` rather than deleted (see :func:`check_save_target`).
+        """
         root = Path(directory)
-        (root / "intent").mkdir(parents=True, exist_ok=True)
+        target = Path(os.path.realpath(root))  # a symlinked model folder is replaced where it is
+        _refuse_to_replace(root, target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging = _new_sibling(target, "saving")
+        except OSError as exc:
+            raise ModelError(f"cannot write the model to {root}: {_reason(exc)}") from exc
+        try:
+            self._write(staging)
+            _swap_in(staging, target)
+        except (OSError, UnicodeError) as exc:
+            raise ModelError(f"cannot write the model to {root}: {_reason(exc)}") from exc
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # already gone after the swap
+        return root
+
+    def _write(self, root: Path) -> None:
+        (root / "intent").mkdir()
+        formats = []
         for i, (kind, model) in enumerate(zip(self.kinds, self.intent_models, strict=True)):
             sub = root / "intent" / f"{i}-{kind}"
-            sub.mkdir(parents=True, exist_ok=True)
+            sub.mkdir()
             model.save(sub)
-        tagger_path = root / "tagger.crfsuite"
-        if self.entities.tagger is not None:
-            self.entities.tagger.save(tagger_path)
-        else:
-            tagger_path.unlink(missing_ok=True)
+            formats.append(_CONSTANT if isinstance(model, ConstantIntent) else kind)
+        tagger = self.entities.tagger
+        tagger_bytes = tagger.model_bytes if tagger is not None else None
+        if tagger is not None:
+            tagger.save(root / _TAGGER_FILE)
         neural = self.entities.neural
         if neural is not None:
             neural.save(root / _DENSE_TAGGER_DIR)
@@ -208,27 +271,35 @@ class NluModel:
             "format_version": FORMAT_VERSION,
             "pipeline": self.pipeline,
             "intent_models": list(self.kinds),
+            # how each intent model was saved: load reads this, not which files exist
+            "intent_model_formats": formats,
             "intents": [str(c) for c in self.classes],
             "calibration": {
                 "weights": list(self.calibration.weights),
                 "temperature": self.calibration.temperature,
                 "threshold": self.calibration.threshold,
             },
-            "has_tagger": self.entities.tagger is not None,
+            "has_tagger": tagger is not None,
             "has_dense_tagger": neural is not None,
             **self.info,
         }
+        if tagger_bytes is not None:
+            # CRFsuite reads its file unchecked; a damaged one can crash the process
+            meta["tagger_file"] = {
+                "bytes": len(tagger_bytes),
+                "sha256": hashlib.sha256(tagger_bytes).hexdigest(),
+            }
         (root / "metadata.json").write_text(
             json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8"
         )
-        return root
 
     @classmethod
     def load(cls, directory: Path | str, *, today: Callable[[], dt.date] | None = None) -> NluModel:
         """Load a model written by :meth:`save`.
 
-        Raises :class:`ModelError` when the directory is not a model or was written by
-        an incompatible version (retrain it then).
+        Raises :class:`ModelError` when the directory is not a model, was written by an
+        incompatible version, or holds a missing, truncated or damaged file (the error
+        names it; retrain the model then).
         """
         root = Path(directory)
         meta_path = root / "metadata.json"
@@ -237,35 +308,48 @@ class NluModel:
                 f"{root} is not an NLU model (no metadata.json); "
                 "train one with `intentbridge nlu train`"
             )
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            rules_doc = json.loads((root / "rules.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ModelError(
-                f"{root}: model files are unreadable ({exc}); retrain the model"
-            ) from exc
+        meta = _read_json_object(meta_path)
         version = meta.get("format_version")
         if version != FORMAT_VERSION:
             raise ModelError(
                 f"{root}: model format version {version} is not supported (this intentbridge "
                 f"reads version {FORMAT_VERSION}); retrain the model with `intentbridge nlu train`"
             )
-        try:
-            kinds = list(meta["intent_models"])
-            models: list[IntentModel] = []
-            for i, kind in enumerate(kinds):
-                sub = root / "intent" / f"{i}-{kind}"
-                if (sub / ConstantIntent.FILE).is_file():
-                    models.append(ConstantIntent.load(sub))
-                else:
-                    models.append(intent_model_class(kind).load(sub))
-            tagger = CrfTagger.load(root / "tagger.crfsuite") if meta.get("has_tagger") else None
+        rules_path = root / "rules.json"
+        rules_doc = _read_json_object(rules_path)
+        with _reading(meta_path):
+            kinds = _strings(meta["intent_models"], "intent_models")
+            intents = _strings(meta["intents"], "intents")
+            formats = meta.get("intent_model_formats")  # missing in models saved before it
+            if formats is not None and len(_strings(formats, "intent_model_formats")) != len(kinds):
+                raise ValueError("intent_model_formats and intent_models differ in length")
             cal = meta["calibration"]
             calibration = Calibration(
                 weights=tuple(float(w) for w in cal["weights"]),
                 temperature=float(cal["temperature"]),
                 threshold=float(cal["threshold"]),
             )
+        models: list[IntentModel] = []
+        for i, kind in enumerate(kinds):
+            sub = root / "intent" / f"{i}-{kind}"
+            with _reading(sub):
+                constant = (
+                    formats[i] == _CONSTANT
+                    if formats is not None
+                    else (sub / ConstantIntent.FILE).is_file()
+                )
+                if constant:
+                    models.append(ConstantIntent.load(sub))
+                else:
+                    model_class = intent_model_class(kind)
+                    _check_archives(sub)
+                    models.append(model_class.load(sub))
+        tagger = (
+            _load_tagger(root / _TAGGER_FILE, meta.get("tagger_file"), meta_path)
+            if meta.get("has_tagger")
+            else None
+        )
+        with _reading(rules_path):
             rules = RuleExtractors(
                 lookup_tables=rules_doc["lookup_tables"],
                 synonyms=rules_doc["synonyms"],
@@ -274,26 +358,23 @@ class NluModel:
                 fuzzy_threshold=float(rules_doc["fuzzy_threshold"]),
                 known_words=rules_doc["known_words"],
             )
-            neural = (
-                dense_tagger_class().load(root / _DENSE_TAGGER_DIR)
-                if meta.get("has_dense_tagger")
-                else None
-            )
+        neural = None
+        if meta.get("has_dense_tagger"):
+            with _reading(root / _DENSE_TAGGER_DIR):
+                neural = dense_tagger_class().load(root / _DENSE_TAGGER_DIR)
+        with _reading(rules_path):
             entities = EntityRecognizer.from_config(rules, tagger, rules_doc, neural)
-            info = {k: v for k, v in meta.items() if k not in _META_STRUCTURE}
+        info = {k: v for k, v in meta.items() if k not in _META_STRUCTURE}
+        with _reading(meta_path):
             return cls(
                 pipeline=str(meta["pipeline"]),
                 kinds=kinds,
                 intent_models=models,
-                classes=meta["intents"],
+                classes=intents,
                 calibration=calibration,
                 entities=entities,
                 info=info,
             )
-        except (KeyError, OSError, ValueError, TypeError) as exc:
-            raise ModelError(
-                f"{root}: model files are incomplete or corrupt ({exc}); retrain the model"
-            ) from exc
 
 
 _META_STRUCTURE = frozenset(
@@ -305,9 +386,209 @@ _META_STRUCTURE = frozenset(
         "calibration",
         "has_tagger",
         "has_dense_tagger",
+        "intent_model_formats",
+        "tagger_file",
     }
 )
 _DENSE_TAGGER_DIR = "dense_tagger"
+_TAGGER_FILE = "tagger.crfsuite"
+_CONSTANT = "constant"
+#: what reading a truncated, overwritten or hand-edited file makes json, numpy,
+#: zipfile and the loaders raise; each becomes a ModelError naming the file
+_CORRUPT_FILE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    ValueError,  # also json.JSONDecodeError and UnicodeDecodeError
+    TypeError,
+    LookupError,
+    AttributeError,
+    ArithmeticError,
+    EOFError,
+    MemoryError,  # an array header that claims a huge shape
+    RecursionError,
+    zipfile.BadZipFile,
+    struct.error,
+    pickle.UnpicklingError,
+)
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def replace_lone_surrogates(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD, one for one.
+
+    >>> replace_lone_surrogates("caf\udce9")
+    'caf\ufffd'
+    """
+    if text.isascii():
+        return text
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def check_save_target(directory: Path | str) -> None:
+    """Raise :class:`ModelError` unless :meth:`NluModel.save` can write ``directory``.
+
+    Call it before training, so a bad ``--out`` fails in a second rather than after
+    the training. Accepted: a missing folder whose nearest existing parent can be
+    written to, an empty folder, an earlier model (to be replaced). Refused: a file,
+    a folder that is not a model.
+    """
+    root = Path(directory)
+    target = Path(os.path.realpath(root))
+    _refuse_to_replace(root, target)
+    try:
+        ancestor = target.parent
+        while not ancestor.exists():
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            raise ModelError(
+                f"cannot write the model to {root}: {ancestor} is a file, not a folder; "
+                "choose another path"
+            )
+    except OSError as exc:
+        raise ModelError(f"cannot write the model to {root}: {_reason(exc)}") from exc
+    try:
+        # permission bits do not tell (root may write anywhere, but not into /proc)
+        _new_sibling(ancestor / "intentbridge-write-check", "probe").rmdir()
+    except OSError as exc:
+        raise ModelError(
+            f"cannot write the model to {root}: cannot create anything in {ancestor} "
+            f"({exc.strerror or exc}); choose a folder you can write to"
+        ) from exc
+
+
+def _refuse_to_replace(root: Path, target: Path) -> None:
+    """Raise unless ``target`` is missing, an empty folder or an earlier model.
+
+    An earlier model is a folder with ``metadata.json`` and ``intent/``: both, since
+    metadata.json alone is a common name. Other files in it (a bot project keeps its
+    training fingerprint there) go with it.
+    """
+    try:
+        if target.is_dir():
+            if not any(target.iterdir()) or (
+                (target / "metadata.json").is_file() and (target / "intent").is_dir()
+            ):
+                return
+            raise ModelError(
+                f"{root} is a folder that does not hold a model (no metadata.json and "
+                "intent/); saving would delete its files: choose a new or empty folder, "
+                "or remove it first"
+            )
+        if target.exists():
+            raise ModelError(
+                f"{root} exists and is not a folder; choose another path for the model"
+            )
+    except OSError as exc:
+        raise ModelError(f"cannot write the model to {root}: {_reason(exc)}") from exc
+
+
+def _new_sibling(path: Path, purpose: str) -> Path:
+    """Create and return a new hidden directory beside ``path``."""
+    while True:
+        candidate = path.with_name(f".{path.name}.{secrets.token_hex(4)}.{purpose}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    """Put ``staging`` where ``target`` is (two renames when there is one)."""
+    if not target.exists():
+        staging.rename(target)
+        return
+    old = _new_sibling(target, "old")
+    old.rmdir()
+    target.rename(old)
+    try:
+        staging.rename(target)
+    except OSError:
+        old.rename(target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc)
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn what a damaged ``path`` makes a reader raise into a ModelError naming it."""
+    try:
+        yield
+    except ModelError as exc:
+        if str(path) in str(exc):
+            raise
+        raise ModelError(f"{path}: {exc}") from exc
+    except _CORRUPT_FILE_ERRORS as exc:
+        raise ModelError(
+            f"{path}: {type(exc).__name__}: {exc}; the model is incomplete or corrupt: "
+            "retrain it with `intentbridge nlu train`"
+        ) from exc
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    """A model's JSON file, which must hold an object."""
+    retrain = "the model is corrupt: retrain it with `intentbridge nlu train`"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot be read ({exc.strerror}); {retrain}") from exc
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"{path}: not UTF-8 text (a binary file?); {retrain}") from exc
+    except json.JSONDecodeError as exc:
+        raise ModelError(
+            f"{path}: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); {retrain}"
+        ) from exc
+    except RecursionError as exc:
+        raise ModelError(f"{path}: JSON nested too deeply; {retrain}") from exc
+    if not isinstance(doc, dict):
+        raise ModelError(f"{path}: holds a JSON {type(doc).__name__}, not an object; {retrain}")
+    return doc
+
+
+def _strings(value: Any, key: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"'{key}' must be a list of strings")
+    return list(value)
+
+
+def _check_archives(directory: Path) -> None:
+    """Name a truncated or empty ``.npz`` before numpy fails on it without a name."""
+    for archive in sorted(directory.glob("*.npz")):
+        if not zipfile.is_zipfile(archive):
+            raise ModelError(
+                f"{archive}: not a complete .npz archive ({archive.stat().st_size} bytes; "
+                "truncated or overwritten); retrain the model with `intentbridge nlu train`"
+            )
+
+
+def _load_tagger(path: Path, record: Any, meta_path: Path) -> CrfTagger:
+    """The CRF, checked against the size and SHA-256 that metadata.json records."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(
+            f"{path}: cannot be read ({exc.strerror}); retrain the model with "
+            "`intentbridge nlu train`"
+        ) from exc
+    if record is not None:  # models saved before the record have only the header check
+        with _reading(meta_path):
+            size, digest = int(record["bytes"]), str(record["sha256"])
+        if len(data) != size or hashlib.sha256(data).hexdigest() != digest:
+            raise ModelError(
+                f"{path}: does not match the size and SHA-256 that metadata.json records "
+                f"({len(data)} bytes, {size} recorded): the file is damaged or was replaced; "
+                "retrain the model with `intentbridge nlu train`"
+            )
+    try:
+        return CrfTagger.from_bytes(data)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from exc
 
 
 def column_map(model_classes: Any, classes: Any) -> list[int]:
@@ -316,24 +597,63 @@ def column_map(model_classes: Any, classes: Any) -> list[int]:
 
 
 class ConstantIntent:
-    """The intent "model" of single-intent data: always that intent."""
+    """The intent "model" of single-intent data: that intent, for what it knows.
+
+    It remembers the lower-cased words of its training messages, so that
+    :meth:`knows` can tell a message with nothing known (it gets the fallback) the way
+    the TF-IDF model does. With no second intent there is no threshold to catch a
+    message that shares only a letter pair with training, so a message counts as known
+    when it shares a word or a character 3- to 5-gram (inside padded words).
+
+    >>> ConstantIntent("greet").fit(["hello there"], ["greet"]).knows("hello!")
+    True
+    """
 
     FILE = "constant_intent.json"
 
-    def __init__(self, intent: str) -> None:
+    def __init__(self, intent: str, words: Iterable[str] | None = None) -> None:
         self.classes_ = np.array([intent], dtype=object)
+        #: None for a model saved before it remembered words: it cannot tell (abstains)
+        self.words: frozenset[str] | None = None
+        self._tokens: frozenset[str] = frozenset()
+        self._grams: frozenset[str] = frozenset()
+        if words is not None:
+            self._learn(words)
+
+    def _learn(self, words: Iterable[str]) -> None:
+        self.words = frozenset(words)
+        self._tokens = frozenset(t for w in self.words for t in word_ngrams(w, 1, 1))
+        self._grams = frozenset(g for w in self.words for g in char_wb_ngrams(w, 3, 5))
 
     def fit(self, texts: list[str], labels: list[str]) -> ConstantIntent:
+        """Remember the words of ``texts``."""
+        self._learn(w for text in texts for w in text.lower().split())
         return self
 
     def predict_proba(self, texts: list[str]) -> FloatArray:
         return np.ones((len(texts), 1))
 
-    def save(self, directory: Path) -> None:
-        (directory / self.FILE).write_text(
-            json.dumps({"intent": str(self.classes_[0])}), encoding="utf-8"
+    def knows(self, text: str) -> bool | None:
+        """Whether ``text`` shares a word or a 3-5 character n-gram with training
+        (None when the model does not know its training words)."""
+        if self.words is None:
+            return None
+        return any(t in self._tokens for t in word_ngrams(text, 1, 1)) or any(
+            g in self._grams for g in char_wb_ngrams(text, 3, 5)
         )
+
+    def save(self, directory: Path) -> None:
+        doc: dict[str, Any] = {"intent": str(self.classes_[0])}
+        if self.words is not None:
+            doc["words"] = sorted(self.words)
+        (directory / self.FILE).write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
     def load(cls, directory: Path) -> ConstantIntent:
-        return cls(json.loads((directory / cls.FILE).read_text(encoding="utf-8"))["intent"])
+        doc = json.loads((directory / cls.FILE).read_text(encoding="utf-8"))
+        words = doc.get("words")
+        if words is not None and not (
+            isinstance(words, list) and all(isinstance(w, str) for w in words)
+        ):
+            raise TypeError("'words' must be a list of strings")
+        return cls(str(doc["intent"]), words)

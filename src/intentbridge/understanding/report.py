@@ -128,6 +128,11 @@ def plot_confusion(result: EvaluationResult, path: Path) -> None:
     size = max(4.0, 0.35 * n + 2)
     fig, ax = plt.subplots(figsize=(size, size))
     try:
+        if not labels:  # no examples: an empty matrix has no shape to draw
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, "no examples", ha="center", va="center")
+            fig.savefig(path, dpi=120)
+            return
         ax.imshow(matrix, cmap="Blues")
         ax.set_xticks(range(n), labels, rotation=90, fontsize=7)
         ax.set_yticks(range(n), labels, fontsize=7)
@@ -151,8 +156,8 @@ def plot_confusion(result: EvaluationResult, path: Path) -> None:
         plt.close(fig)
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
 def _cell(text: str) -> str:
