@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
 import structlog
@@ -20,6 +20,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from intentbridge.conversation.locks import ConversationBusyError
+from intentbridge.observability.logging import redact_server_logs
+from intentbridge.observability.metrics import count_turn_failure
 from intentbridge.types import Identity, Message, Reply
 
 log = structlog.get_logger("intentbridge.channels.rest")
@@ -28,6 +30,12 @@ TOKEN_ENV = "INTENTBRIDGE_REST_TOKEN"  # noqa: S105 - the name of a variable, no
 CHANNEL = "rest"
 MAX_MESSAGE_CHARS = 4000
 MAX_BODY_BYTES = 64 * 1024  # a message, an id and some metadata; never megabytes
+MAX_JSON_DEPTH = 32  # the body object is level 1; metadata deeper than this is no chat
+_TOO_DEEP = f"the body nests objects and arrays more than {MAX_JSON_DEPTH} levels deep"
+_NOT_UNICODE = (
+    "text must be valid Unicode: a \\ud800-\\udfff escape is only allowed as half of a "
+    "surrogate pair"
+)
 
 Handler = Callable[[Message], Awaitable[list[Reply]]]
 
@@ -50,22 +58,55 @@ def reply_json(reply: Reply, recipient: str) -> dict[str, Any]:
     return out
 
 
+class SafeJSONResponse(JSONResponse):
+    """A JSON response that can always be sent.
+
+    Text UTF-8 cannot carry (a lone surrogate that came from a backend's JSON, say)
+    is written as a ``\\udXXX`` escape instead of failing the response with a 500;
+    the body stays valid JSON and loses nothing.
+    """
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 def check_channel_token(
-    expected: str | None, query_token: str | None, authorization: str | None
+    expected: str | None, query_tokens: Sequence[str], authorization: str | None
 ) -> None:
-    """Raise 401 unless the request carries the channel token (``?token=`` or bearer)."""
+    """Raise unless the request carries the channel token, as ``?token=`` or a bearer.
+
+    ``query_tokens`` are all the ``token`` query values, in order. Empty values
+    (``?token=``, ``Bearer ``) carry no token and are ignored, so a client that always
+    appends ``?token=`` still authenticates with its ``Authorization: Bearer`` header.
+    Every token a request does carry must be the same one: ``?token=a&token=b``, or a
+    query token that differs from the bearer, is refused with 400 rather than resolved
+    by picking one (a proxy and this server could disagree about which one counted).
+    No token is 401, a wrong one too.
+
+    >>> check_channel_token("s3cr3t", ["", "s3cr3t"], None)  # passes
+    """
     if expected is None:
         return
-    given = query_token
-    if given is None and authorization and authorization.lower().startswith("bearer "):
-        given = authorization[7:]
-    if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
+    given = {t for t in query_tokens if t}
+    if authorization and authorization[:7].lower() == "bearer " and authorization[7:]:
+        given.add(authorization[7:])
+    if len(given) > 1:
+        raise HTTPException(
+            status_code=400,
+            detail="the channel token was given more than once, with different values; "
+            "send it once, as ?token= or as an Authorization: Bearer header",
+        )
+    if not given or not hmac.compare_digest(given.pop().encode(), expected.encode()):
         raise HTTPException(status_code=401, detail="missing or wrong channel token")
 
 
 def rest_router(handle: Handler, *, token: str | None = None) -> APIRouter:
     """Routes of the REST channel; ``token`` (or $INTENTBRIDGE_REST_TOKEN) guards them."""
     expected = token if token is not None else os.environ.get(TOKEN_ENV) or None
+    redact_server_logs()  # ?token= must not reach uvicorn's access log
     router = APIRouter()
 
     @router.post(
@@ -81,10 +122,10 @@ def rest_router(handle: Handler, *, token: str | None = None) -> APIRouter:
     async def webhook(
         request: Request,
         stream: Annotated[bool, Query()] = False,
-        token: Annotated[str | None, Query()] = None,
+        token: Annotated[list[str] | None, Query()] = None,
         authorization: Annotated[str | None, Header()] = None,
     ) -> JSONResponse | StreamingResponse:
-        check_channel_token(expected, token, authorization)
+        check_channel_token(expected, token or [], authorization)
         body = parse_rest_message(await read_body(request, MAX_BODY_BYTES))
         message = Message(
             text=body.message,
@@ -98,11 +139,16 @@ def rest_router(handle: Handler, *, token: str | None = None) -> APIRouter:
         if stream:
             return StreamingResponse(_stream(handle, message), media_type="application/x-ndjson")
         replies = await _safe_handle(handle, message)
-        return JSONResponse([reply_json(r, body.sender) for r in replies])
+        return SafeJSONResponse([reply_json(r, body.sender) for r in replies])
 
     @router.get("/webhooks/rest/")
     async def channel_health() -> dict[str, str]:
         return {"status": "ok"}
+
+    # load balancers and uptime checks probe with HEAD: the GET answer without its body
+    router.add_api_route(
+        "/webhooks/rest/", channel_health, methods=["HEAD"], include_in_schema=False
+    )
 
     return router
 
@@ -126,26 +172,68 @@ def parse_rest_message(raw: bytes) -> RestMessage:
     """The posted message, whatever Content-Type the client sent (as Rasa accepts it).
 
     ``curl -d '{...}'`` sends ``application/x-www-form-urlencoded``; refusing that
-    would only puzzle people trying the bot. Errors are FastAPI's usual 422.
+    would only puzzle people trying the bot. Errors are FastAPI's usual 422, each with
+    where (``loc``), what (``msg``) and ``type`` only: never the value sent, which is
+    the user's message (or a secret pasted into it) and may not even be encodable.
+    Refused besides what the model checks: JSON nested deeper than
+    :data:`MAX_JSON_DEPTH` and strings with a lone surrogate (``"\\ud800"``), which
+    JSON's syntax allows but no Unicode text holds.
     """
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise RequestValidationError(
-            [
-                {
-                    "type": "json_invalid",
-                    "loc": ("body",),
-                    "msg": 'the body must be JSON: {"sender": "...", "message": "..."}',
-                    "input": raw[:200].decode("utf-8", "replace"),
-                }
-            ]
+    except RecursionError:
+        raise _invalid("json_too_deep", _TOO_DEEP) from None
+    except UnicodeDecodeError:
+        raise _invalid("json_invalid", "the body must be JSON encoded as UTF-8") from None
+    except ValueError:
+        raise _invalid(
+            "json_invalid", 'the body must be JSON: {"sender": "...", "message": "..."}'
         ) from None
+    _check_json(data)
     try:
         return RestMessage.model_validate(data)
     except ValidationError as exc:
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        errors = [
+            {"type": e["type"], "loc": ("body", *e["loc"]), "msg": e["msg"]}
+            for e in exc.errors(include_url=False, include_context=False, include_input=False)
+        ]
         raise RequestValidationError(errors) from None
+
+
+def _invalid(kind: str, msg: str, field: str | None = None) -> RequestValidationError:
+    loc = ("body",) if field is None else ("body", field)
+    return RequestValidationError([{"type": kind, "loc": loc, "msg": msg}])
+
+
+def _check_json(data: Any) -> None:
+    """Refuse nesting past MAX_JSON_DEPTH and lone surrogates, without recursion."""
+    fields = RestMessage.model_fields
+    # (value, depth, top-level field it sits in); only model field names are reported
+    todo: list[tuple[Any, int, str | None]] = [(data, 1, None)]
+    while todo:
+        value, depth, field = todo.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise _invalid("json_too_deep", _TOO_DEEP, field)
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                inner = field
+                if isinstance(key, str):
+                    if depth == 1:
+                        inner = key if key in fields else None
+                    if not _unicode(key):
+                        raise _invalid("string_unicode", _NOT_UNICODE, inner)
+                todo.append((item, depth + 1, inner))
+        elif isinstance(value, str) and not _unicode(value):
+            raise _invalid("string_unicode", _NOT_UNICODE, field)
+
+
+def _unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 async def _stream(handle: Handler, message: Message) -> AsyncIterator[bytes]:
@@ -160,5 +248,6 @@ async def _safe_handle(handle: Handler, message: Message) -> list[Reply]:
         return [Reply("I'm still working on your previous message. One moment, please.")]
     except Exception:
         # a bug must not become a stack trace for the user; it is logged in full here
+        count_turn_failure()
         log.exception("turn_failed", sender=message.sender)
         return [Reply("Something went wrong on my side. Please try again.")]

@@ -61,6 +61,8 @@ def webhook_router(
             event = json.loads(body)
         except ValueError:
             raise HTTPException(400, "body is not JSON") from None
+        except RecursionError:
+            raise HTTPException(400, "body nests JSON too deeply") from None
         if not isinstance(event, dict):
             raise HTTPException(400, "the event must be a JSON object")
         event_id = jmespath.search(settings.event_id, event)

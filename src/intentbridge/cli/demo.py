@@ -84,6 +84,10 @@ def run_demo(*, port: int, bank_port: int, project: Path | None) -> None:
 
 def _require_free(port: int, what: str, setting: str) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # Bind as uvicorn does, with SO_REUSEADDR: the connections of a demo stopped a
+        # moment ago linger in TIME-WAIT for a minute and do not keep a server from
+        # listening, so they must not stop a restart either; only a listener counts.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as exc:

@@ -1,6 +1,7 @@
 """structlog set-up: JSON lines in production, readable lines in a terminal; secrets redacted.
 
 >>> configure_logging(json=True)
+>>> redact_server_logs()  # uvicorn's access log: ?token=s3cr3t becomes ?token=***
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO
+from urllib.parse import unquote_plus
 
 import structlog
 
@@ -40,6 +42,69 @@ def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[s
                 k: (REDACTED if _secret_key(str(k)) else v) for k, v in event[key].items()
             }
     return event
+
+
+# Query parameters carry short names the field-name pattern above would miss (``key``,
+# ``sig``); matched as whole words so that ``monkey`` stays readable.
+_SECRET_PARAMS = re.compile(r"(?<![a-z])(key|sig|signature)(?![a-z])", re.I)
+_QUERY_PAIR = re.compile(r"(?<=[?&])([^=&\s]+)=([^&\s]*)")
+
+
+def _secret_param(name: str) -> bool:
+    plain = unquote_plus(name)  # ?%74oken= is ?token= to the server that reads it
+    return _secret_key(plain) or _SECRET_PARAMS.search(plain) is not None
+
+
+def _redact_pair(match: re.Match[str]) -> str:
+    name, value = match.group(1), match.group(2)
+    return f"{name}={REDACTED}" if value and _secret_param(name) else match.group(0)
+
+
+def redact_query(text: str) -> str:
+    """``text`` with the values of secret-looking query parameters replaced by ``***``.
+
+    >>> redact_query("/webhooks/rest/webhook?token=s3cr3t&stream=true")
+    '/webhooks/rest/webhook?token=***&stream=true'
+    """
+    if "?" not in text:
+        return text
+    return _QUERY_PAIR.sub(_redact_pair, text)
+
+
+class RedactQueryFilter(logging.Filter):
+    """A :mod:`logging` filter: URLs in a record lose their secret query values.
+
+    uvicorn's access log prints each request target with its query string, where REST
+    clients put the channel token (``?token=``); the record's arguments are rewritten
+    before any handler formats them, so every formatter and destination gets them clean.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple):
+            record.args = tuple(redact_query(a) if isinstance(a, str) else a for a in args)
+        elif isinstance(args, dict):
+            record.args = {k: redact_query(v) if isinstance(v, str) else v for k, v in args.items()}
+        if isinstance(record.msg, str):
+            record.msg = redact_query(record.msg)
+        return True
+
+
+SERVER_LOGGERS = ("uvicorn.access", "uvicorn.error")
+"""The loggers uvicorn writes request targets to (HTTP access lines, WebSocket lines)."""
+
+
+def redact_server_logs() -> None:
+    """Keep secret query values out of uvicorn's logs, however uvicorn is started.
+
+    Installs :class:`RedactQueryFilter` on :data:`SERVER_LOGGERS`, once; a filter on a
+    logger survives uvicorn's own ``dictConfig``, so calling this before or after
+    ``uvicorn.run`` both work. ``create_app`` calls it.
+    """
+    for name in SERVER_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactQueryFilter) for f in logger.filters):
+            logger.addFilter(RedactQueryFilter())
 
 
 def add_trace_id(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

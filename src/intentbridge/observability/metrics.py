@@ -17,13 +17,23 @@ name                                       type       labels
 ``intentbridge_breaker_state``             gauge      ``backend`` (0 closed, 1 half-open,
                                                       2 open)
 ``intentbridge_rate_limited_total``        counter    ``scope``
+``intentbridge_turn_failures_total``       counter    —
+``intentbridge_http_responses_total``      counter    ``route, status_class``
+``intentbridge_http_exceptions_total``     counter    ``route``
 =========================================  =========  ================================
 
+``route`` is the route's template (``/conversations/{sender}/outbox``), or
+``unmatched`` for a path no route serves, so a scan of random URLs adds no series;
+``status_class`` is ``2xx`` … ``5xx``.
+
 The fallback rate is ``rate(intentbridge_fallback_total[5m]) /
-rate(intentbridge_turns_total[5m])`` summed over intents.
+rate(intentbridge_turns_total[5m])`` summed over intents; the server error rate is
+``sum(rate(intentbridge_http_responses_total{status_class="5xx"}[5m]))`` over the same
+sum for every class.
 
 >>> observe_turn(0.004, intent="check_balance", fallback=False)
 >>> set_breaker_state("corebank", "open")
+>>> count_http_response("/webhooks/rest/webhook", 422)
 """
 
 from __future__ import annotations
@@ -37,13 +47,20 @@ __all__ = [
     "CALL_RETRIES",
     "CALL_SECONDS",
     "FALLBACKS",
+    "HTTP_EXCEPTIONS",
+    "HTTP_RESPONSES",
     "LATENCY_BUCKETS",
     "NLU_CONFIDENCE",
     "OTHER_INTENT",
     "RATE_LIMITED",
     "TURNS",
+    "TURN_FAILURES",
     "TURN_SECONDS",
+    "UNMATCHED_ROUTE",
+    "count_http_exception",
+    "count_http_response",
     "count_rate_limited",
+    "count_turn_failure",
     "intent_label",
     "observe_call",
     "observe_turn",
@@ -110,6 +127,23 @@ RATE_LIMITED = Counter(
     "Calls our own rate limiter refused, by limit scope.",
     ["scope"],
 )
+TURN_FAILURES = Counter(
+    "intentbridge_turn_failures_total",
+    "Messages whose handling raised an error; the user got an apology instead.",
+)
+HTTP_RESPONSES = Counter(
+    "intentbridge_http_responses_total",
+    "HTTP responses by route template and status class; an unhandled error counts as 5xx.",
+    ["route", "status_class"],
+)
+HTTP_EXCEPTIONS = Counter(
+    "intentbridge_http_exceptions_total",
+    "HTTP requests whose handling raised an unhandled exception, by route template.",
+    ["route"],
+)
+
+UNMATCHED_ROUTE = "unmatched"
+"""The ``route`` label of a request no route serves (a 404 or a scan)."""
 
 OTHER_INTENT = "other"
 """The ``intent`` label of an intent the project does not know (a made-up payload)."""
@@ -164,3 +198,18 @@ def count_rate_limited(scope: str) -> None:
     ``scope`` must come from configuration, never from a user id.
     """
     RATE_LIMITED.labels(scope).inc()
+
+
+def count_turn_failure() -> None:
+    """Count one message whose handling raised (the channel answered with an apology)."""
+    TURN_FAILURES.inc()
+
+
+def count_http_response(route: str, status: int) -> None:
+    """Count one HTTP response; ``route`` must be a route template, never a raw path."""
+    HTTP_RESPONSES.labels(route, f"{status // 100}xx").inc()
+
+
+def count_http_exception(route: str) -> None:
+    """Count one request that ended in an unhandled exception."""
+    HTTP_EXCEPTIONS.labels(route).inc()

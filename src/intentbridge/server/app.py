@@ -11,13 +11,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Path, Query
+from fastapi import FastAPI, Header, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from intentbridge.bot import Bot, BotSettings, conversation_key
-from intentbridge.channels.rest import TOKEN_ENV, check_channel_token, reply_json, rest_router
+from intentbridge.channels.rest import (
+    TOKEN_ENV,
+    SafeJSONResponse,
+    check_channel_token,
+    reply_json,
+    rest_router,
+)
 from intentbridge.channels.webhooks import webhook_router
+from intentbridge.observability.http_metrics import HttpMetricsMiddleware
+from intentbridge.observability.logging import redact_server_logs
 from intentbridge.observability.tracing import TraceContextMiddleware, ensure_tracing
 from intentbridge.project.loader import BotProject
 from intentbridge.stores.base import Store
@@ -43,9 +52,17 @@ def create_app(project: BotProject, settings: BotSettings | None = None) -> Fast
         finally:
             await bot.aclose()
 
-    app = FastAPI(title=f"intentbridge: {config.name}", lifespan=lifespan)
+    redact_server_logs()  # however uvicorn serves the app, ?token= stays out of its logs
+    # every JSON answer can be sent, even text from a backend that UTF-8 cannot carry
+    app = FastAPI(
+        title=f"intentbridge: {config.name}",
+        lifespan=lifespan,
+        default_response_class=SafeJSONResponse,
+    )
     # a caller's traceparent makes each turn part of its trace (only while tracing is on)
     app.add_middleware(TraceContextMiddleware)
+    app.add_middleware(HttpMetricsMiddleware)  # outermost: sees every status, and errors
+    app.add_exception_handler(RequestValidationError, validation_error)
 
     async def handle(message: Message) -> list[Reply]:
         return await holder["bot"].handle(message)
@@ -64,11 +81,11 @@ def create_app(project: BotProject, settings: BotSettings | None = None) -> Fast
     async def outbox(
         sender: Annotated[str, Path(pattern=SENDER)],
         channel: Annotated[str, Query(pattern=r"^[a-z_]{1,32}$")] = "rest",
-        token: Annotated[str | None, Query()] = None,
+        token: Annotated[list[str] | None, Query()] = None,
         authorization: Annotated[str | None, Header()] = None,
     ) -> list[dict[str, Any]]:
         """Proactive messages waiting for ``sender``; reading delivers them."""
-        check_channel_token(rest_token, token, authorization)
+        check_channel_token(rest_token, token or [], authorization)
         replies = await holder["bot"].take_outbox(conversation_key(channel, sender), sender)
         return [reply_json(r, sender) for r in replies]
 
@@ -85,9 +102,24 @@ def create_app(project: BotProject, settings: BotSettings | None = None) -> Fast
             status_code=200 if ok else 503,
         )
 
+    # load balancers probe with HEAD: the GET answer (and status) without the body
+    app.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)
+    app.add_api_route("/ready", ready, methods=["HEAD"], include_in_schema=False)
+
     @app.get("/metrics")
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.state.bot_holder = holder
     return app
+
+
+async def validation_error(_: Request, exc: Exception) -> Response:
+    """FastAPI's 422, with where, what and type of each error but never the value sent.
+
+    The value is what a user typed (or a secret pasted by mistake), and text that no
+    UTF-8 can carry would turn the answer into a 500.
+    """
+    found = exc.errors() if isinstance(exc, RequestValidationError) else []
+    errors = [{"type": e.get("type"), "loc": e.get("loc"), "msg": e.get("msg")} for e in found]
+    return SafeJSONResponse({"detail": errors}, status_code=422)
