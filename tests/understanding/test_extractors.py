@@ -368,7 +368,10 @@ def test_rule_extractors_never_raise_and_values_match_their_digits(text: str) ->
         if ent.entity == "money":
             assert isinstance(ent.value, Money)
             assert ent.value.amount.is_finite()
-            assert 0 <= ent.value.amount < MAX_AMOUNT
+            assert abs(ent.value.amount) < MAX_AMOUNT
+            # a sign is kept where one was written, and only there
+            signed = any(c in ent.text for c in "-\u2013\u2212")
+            assert ent.value.amount >= 0 or signed or ent.text.lower().startswith("minus")
         if ent.entity == "number":
             assert isinstance(ent.value, int | Decimal)
             assert isinstance(ent.value, int) or ent.value.is_finite()
@@ -391,3 +394,54 @@ def test_amounts_of_any_size_are_read_exactly(n: int, style: str, message: str) 
     else:
         assert money == []
     assert only(NumberExtractor().extract(text)).value == n
+
+
+# --- signs and exponents: kept, or no number at all; never silently dropped ----------
+
+
+@pytest.mark.parametrize(
+    ("text", "span"),
+    [
+        ("move -5 euros to savings", "-5 euros"),
+        ("move €-5 to savings", "€-5"),
+        ("move -€5 to savings", "-€5"),
+        ("move minus 5 euros to savings", "minus 5 euros"),
+        ("move EUR -5 to savings", "EUR -5"),
+        ("move \u22125 € to savings", "\u22125 €"),
+    ],
+)
+def test_a_minus_before_an_amount_keeps_it_negative(text: str, span: str) -> None:
+    ent = only(MoneyExtractor().extract(text))
+    assert (ent.text, ent.value) == (span, Money(Decimal("-5"), "EUR"))
+    assert text[ent.start : ent.end] == span
+    assert parse_money(span) == Money(Decimal("-5"), "EUR")
+    assert parse_money("-5") == Money(Decimal("-5"), None)
+    # and a dash that is no sign is not read as one
+    for other, amount in (("5 - 3 euros", 3), ("pay 10 euros - thanks", 10), ("twenty-five €", 25)):
+        assert only(MoneyExtractor().extract(other)).value == Money(Decimal(amount), "EUR")
+
+
+@given(
+    st.integers(1, 9999),
+    st.integers(1, 30),
+    st.sampled_from(["e-", "E-", "e+", "E+", "e\u2212"]),
+    st.sampled_from(["{} euros", "€{}", "send {} dollars", "{}"]),
+)
+def test_exponent_notation_is_no_number_on_either_side(
+    mantissa: int, exponent: int, mark: str, message: str
+) -> None:
+    """ "1e-3 euros" is neither 1 nor 3 euros (unsigned "1e3" was already refused)."""
+    text = message.format(f"{mantissa}{mark}{exponent}")
+    assert MoneyExtractor().extract(text) == []
+    assert NumberExtractor().extract(text) == []
+    assert parse_money(text) is None
+
+
+@given(
+    st.decimals(min_value="0.01", max_value="999999", places=2),
+    st.sampled_from(["-{} euros", "€-{}", "-€{}", "minus {} euros", "EUR -{}", "-{}$"]),
+)
+def test_signed_amounts_are_read_with_their_sign(amount: Decimal, form: str) -> None:
+    text = "move " + form.format(amount) + " to savings"
+    ent = only(MoneyExtractor().extract(text))
+    assert ent.value.amount == -amount

@@ -1,7 +1,8 @@
 """Per-sender conversation state and its JSON form.
 
 The state is what survives between turns and across restarts: the frame being filled,
-slots, the last completed operation (for "and savings?"), recent turns, and the ids of
+slots, the last completed operation (for "and savings?"), the last money-moving call
+carried out (so a late "yes" is told it was done), recent turns, and the ids of
 messages already handled (so a client's retry is not handled twice).
 """
 
@@ -65,6 +66,10 @@ class Conversation:
     """Recent message ids with the replies they got: a client's retry gets them again."""
     outbox: list[dict[str, Any]] = field(default_factory=list)
     turn_count: int = 0
+    completed: dict[str, Any] | None = None
+    """The money-moving call last carried out, and the reply that reported it
+    (``operation``, ``key``, ``reply``), until another request starts: a "yes" that
+    comes after it is answered with it, never acted on again."""
 
     def remember_turn(self, turn: Turn, keep: int) -> None:
         self.turns.append(turn)
@@ -123,6 +128,7 @@ class Conversation:
             "handled_messages": self.handled_messages,
             "outbox": self.outbox,
             "turn_count": self.turn_count,
+            "completed": self.completed,
         }
 
     @classmethod
@@ -151,7 +157,14 @@ class Conversation:
             handled_messages=[h for h in data.get("handled_messages", []) if isinstance(h, dict)],
             outbox=list(data.get("outbox", [])),
             turn_count=int(data.get("turn_count", 0)),
+            completed=_completed(data.get("completed")),
         )
+
+
+def _completed(raw: Any) -> dict[str, Any] | None:
+    if isinstance(raw, dict) and isinstance(raw.get("reply"), str):
+        return dict(raw)
+    return None
 
 
 def encode_value(value: Any) -> Any:

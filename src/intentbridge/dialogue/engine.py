@@ -11,13 +11,15 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import jmespath
 
 from intentbridge.conversation.state import Conversation, Frame, encode_value
+from intentbridge.dialogue.amounts import Unclear, pick_amount, read_free_text, unread_amount
 from intentbridge.dialogue.values import Invalid, coerce
-from intentbridge.integration.templates import render
+from intentbridge.integration.templates import format_money, render
 from intentbridge.project.schema import BotConfig, Operation, Parameter
 from intentbridge.stores.base import PendingOperation, Store
 from intentbridge.types import (
@@ -34,6 +36,32 @@ from intentbridge.types import (
 Execute = Callable[..., Awaitable[Result]]
 SWITCH_CONFIDENCE = 0.6
 """An intent this sure may abandon the frame being filled and start its own operation."""
+_NUMERIC = ("money", "number", "integer")
+
+DEFAULT_RESPONSES = {
+    "nothing_to_confirm": "There's nothing waiting for your confirmation right now.",
+    "already_done": "That has already been done, and I haven't done it again: {{ reply }}",
+    "lookup_not_found": (
+        "I couldn't find anything on record for you, so I can't do that. Nothing was done."
+    ),
+    "which_value": (
+        "I'm not sure which {{ parameter | replace('_', ' ') }} you mean: "
+        "{{ options | join(' or ') }}."
+    ),
+    "unreadable": (
+        "{{ value }} isn't a valid {{ parameter | replace('_', ' ') }}: please write it in "
+        "plain digits, like 12.50."
+    ),
+}
+"""Replies the engine needs beyond :class:`~intentbridge.project.schema.Responses`;
+a project overrides any of them under ``responses`` in ``bot.yaml``."""
+
+
+@dataclass(frozen=True, slots=True)
+class _LookupFailed:
+    """A lookup that could not check a value: the request cannot go on."""
+
+    outcome: str
 
 
 @dataclass
@@ -70,7 +98,7 @@ class DialogueEngine:
         self._cancel = set(d.cancel_intents)
         self._help = set(d.help_intents)
         self._inform = set(d.inform_intents)
-        self._responses = config.responses.model_dump()
+        self._responses = {**DEFAULT_RESPONSES, **config.responses.model_dump()}
 
     # --- entry point -------------------------------------------------------------------
 
@@ -81,6 +109,8 @@ class DialogueEngine:
         if frame is not None and frame.status == "executing":
             # a previous turn stopped between sending and recording: finish it first
             await self._execute(turn, frame)
+            if intent in self._affirm:
+                return turn.replies  # most likely the "yes" again: the answer is that reply
             frame = conv.frame
         if frame is not None and frame.operation not in self.config.operations:
             conv.frame = frame = None  # the project changed under a stored conversation
@@ -106,8 +136,12 @@ class DialogueEngine:
         if intent in self._help:
             turn.say(self._help_text())
             return
+        if intent in self._affirm and not isinstance(self._responses.get(intent), str):
+            self._nothing_to_confirm(turn)
+            return
         if await self._carry_over(turn):
-            await self._advance(turn, self._require_frame(turn))
+            if turn.conversation.frame is not None:
+                await self._advance(turn, turn.conversation.frame)
             return
         response = self._responses.get(intent)
         if isinstance(response, str) and intent not in (FALLBACK_INTENT, "help"):
@@ -164,6 +198,15 @@ class DialogueEngine:
         if self._switches(turn, frame) and not self._entities_fit(turn, op):
             await self._start(turn, self._op_for(interp.intent))
             return
+        asked = op.parameters.get(frame.asking) if frame.asking is not None else None
+        if (
+            interp.intent in self._deny
+            and not (asked is not None and asked.type == "boolean")
+            and not _assign_entities(op, interp, frame)
+        ):
+            # "no" to "From which account?": the user does not want this any more
+            self._cancel_frame(turn)
+            return
         await self._fill(turn, frame, op, free_text=True)
         await self._advance(turn, frame)
 
@@ -172,9 +215,18 @@ class DialogueEngine:
     async def _start(self, turn: Turn, op_name: str) -> None:
         frame = Frame(operation=op_name)
         turn.conversation.frame = frame
+        turn.conversation.completed = None  # a new request: a later "yes" is about it
         op = self.config.operations[op_name]
         await self._fill(turn, frame, op, free_text=False)
         await self._advance(turn, frame)
+
+    def _nothing_to_confirm(self, turn: Turn) -> None:
+        """A "yes" with no question open; maybe a retry of one already acted on."""
+        done = turn.conversation.completed
+        if done is not None:
+            turn.say(self._render(self._responses["already_done"], turn, reply=done["reply"]))
+            return
+        turn.say(self._render(self._responses["nothing_to_confirm"], turn))
 
     def _cancel_frame(self, turn: Turn) -> None:
         if turn.conversation.frame is None:
@@ -188,20 +240,30 @@ class DialogueEngine:
 
         Invalid values are not stored: the parameter is asked again with the reason.
         """
-        values = _assign_entities(op, turn.interpretation.entities, frame)
+        values = _assign_entities(op, turn.interpretation, frame)
         asking = frame.asking
         if free_text and asking is not None and asking not in values:
             param = op.parameters.get(asking)
             text = turn.interpretation.text.strip()
             if param is not None and text and self._takes_free_text(turn, param):
-                values[asking] = text
+                values[asking] = read_free_text(text) if param.type == "money" else text
         changed = False
         refused: tuple[str, Any, Invalid] | None = None
+        unclear: tuple[str, Unclear] | None = None
         for name, raw in values.items():
             param = op.parameters[name]
+            if isinstance(raw, Unclear):
+                if raw.is_choice:
+                    unclear = unclear or (name, raw)
+                else:
+                    refused = refused or (name, raw, Invalid(""))
+                continue
             value = coerce(param, raw, previous=frame.params.get(name))
             if not isinstance(value, Invalid) and param.lookup is not None:
                 value = await self._resolve(turn, frame, name, param, value)
+            if isinstance(value, _LookupFailed):
+                self._stop_for_lookup(turn, value)
+                return changed
             if isinstance(value, Invalid):
                 refused = refused or (name, raw, value)
                 continue  # the other values of the same message still count
@@ -215,6 +277,14 @@ class DialogueEngine:
             if self._count_attempt(turn, frame, op, name):
                 self._say_invalid(turn, name, op.parameters[name], raw, why)
                 frame.asking = name
+        if unclear is not None and turn.conversation.frame is frame:
+            # not the user's mistake: asked which, and no attempt is counted
+            name, which = unclear
+            options = [_show(o, op.parameters[name]) for o in which.options]
+            turn.say(
+                self._render(self._responses["which_value"], turn, parameter=name, options=options)
+            )
+            frame.asking = name
         return changed
 
     def _takes_free_text(self, turn: Turn, param: Parameter) -> bool:
@@ -239,8 +309,13 @@ class DialogueEngine:
                 value = coerce(param, param.default)
                 if not isinstance(value, Invalid) and param.lookup is not None:
                     value = await self._resolve(turn, frame, name, param, value)
+                if isinstance(value, _LookupFailed):
+                    self._stop_for_lookup(turn, value)
+                    return
                 if isinstance(value, Invalid):
+                    # the project's default is not one of this user's: say so, not nothing
                     turn.conversation.frame = None
+                    self._say_invalid(turn, name, param, param.default, value)
                     return
                 frame.params[name] = value
                 continue
@@ -284,8 +359,26 @@ class DialogueEngine:
         turn.say(self._render(template, turn, parameter=name))
 
     def _say_invalid(self, turn: Turn, name: str, param: Parameter, raw: Any, why: Invalid) -> None:
+        if isinstance(raw, Unclear):
+            # written so that it is no amount ("7*7 euros", "1e-3 euros")
+            template = self._responses["unreadable"]
+            turn.say(self._render(template, turn, parameter=name, value=raw.shown))
+            return
         template = param.invalid or self._responses["invalid_default"]
-        turn.say(self._render(template, turn, parameter=name, value=raw, reason=why.reason))
+        shown_value = _show(raw, param)
+        turn.say(self._render(template, turn, parameter=name, value=shown_value, reason=why.reason))
+
+    def _stop_for_lookup(self, turn: Turn, failed: _LookupFailed) -> None:
+        """A value could not be checked against the user's data: stop, and say why."""
+        turn.conversation.frame = None
+        if failed.outcome == "not_found":
+            # the backend does not know this user: there is nothing of theirs to use
+            turn.say(self._render(self._responses["lookup_not_found"], turn))
+            return
+        template = self._responses.get(failed.outcome)
+        if not isinstance(template, str):
+            template = self._responses["error"]
+        turn.say(self._render(template, turn, outcome=failed.outcome, reason=None))
 
     def _count_attempt(self, turn: Turn, frame: Frame, op: Operation, name: str) -> bool:
         """Count a failed attempt; False (and the frame dropped) when too many."""
@@ -301,7 +394,12 @@ class DialogueEngine:
     async def _resolve(
         self, turn: Turn, frame: Frame, name: str, param: Parameter, value: Any
     ) -> Any:
-        """Check a spoken value against the user's own data; returns it or Invalid."""
+        """Check a spoken value against the user's own data.
+
+        Returns the value, :class:`Invalid` (not one of the user's), or
+        :class:`_LookupFailed` when the check itself failed (no internal outcome
+        codes ever reach the user).
+        """
         lookup = param.lookup
         assert lookup is not None
         result = turn.lookups.get(lookup.operation)
@@ -316,10 +414,10 @@ class DialogueEngine:
             )
             turn.lookups[lookup.operation] = result
         if not result.ok:
-            return Invalid(f"I couldn't check that right now ({result.outcome})")
+            return _LookupFailed(result.outcome)
         items = jmespath.search(lookup.items, result.data) if result.data is not None else None
         if not isinstance(items, list):
-            return Invalid("I couldn't check that right now")
+            return _LookupFailed("error")
         wanted = str(value).strip().lower()
         options = []
         for item in items:
@@ -400,17 +498,20 @@ class DialogueEngine:
                 if param.remember and name in frame.params:
                     conv.slots[param.remember] = frame.params[name]
         template = op.reply.get(result.outcome) or self._outcome_template(result)
-        turn.say(
-            self._render(
-                template,
-                turn,
-                params=frame.params,
-                resolved=frame.resolved,
-                data=result.data,
-                reason=result.error,
-                outcome=result.outcome,
-            )
+        text = self._render(
+            template,
+            turn,
+            params=frame.params,
+            resolved=frame.resolved,
+            data=result.data,
+            reason=result.error,
+            outcome=result.outcome,
         )
+        turn.say(text)
+        if result.ok and op.moves_money:
+            # a later stray "yes" (a client that lost this answer and retries) is told
+            # it was done, not sent to the fallback, and nothing runs twice
+            conv.completed = {"operation": frame.operation, "key": key, "reply": text.strip()}
 
     def _outcome_template(self, result: Result) -> str:
         if result.ok:
@@ -430,9 +531,10 @@ class DialogueEngine:
             return False
         op = self.config.operations[conv.last_operation]
         frame = Frame(operation=conv.last_operation)
-        if not _assign_entities(op, interp.entities, frame):
+        if not _assign_entities(op, interp, frame):
             return False
         conv.frame = frame
+        conv.completed = None
         await self._fill(turn, frame, op, free_text=False)
         if conv.frame is not frame:
             return True
@@ -444,14 +546,10 @@ class DialogueEngine:
             if param.lookup is not None:
                 # resolved ids are not carried: the spoken value is checked again
                 carried = await self._resolve(turn, frame, name, param, value)
-                if isinstance(carried, Invalid):
+                if isinstance(carried, Invalid | _LookupFailed):
                     continue
             frame.params[name] = carried
         return True
-
-    def _require_frame(self, turn: Turn) -> Frame:
-        assert turn.conversation.frame is not None
-        return turn.conversation.frame
 
     def _switches(self, turn: Turn, frame: Frame) -> bool:
         interp = turn.interpretation
@@ -472,8 +570,8 @@ class DialogueEngine:
         entities = turn.interpretation.entities
         if not entities:
             return False
-        taken = _assign_entities(op, entities, Frame(operation=""))
-        return len(taken) >= len(entities)
+        used = _assignment(op, turn.interpretation, Frame(operation=""))[1]
+        return used >= len(entities)
 
     def _op_for(self, intent: str) -> str:
         found = self.config.operation_for_intent(intent)
@@ -498,18 +596,40 @@ class DialogueEngine:
         return render(template, **context)
 
 
-def _assign_entities(op: Operation, entities: tuple[Entity, ...], frame: Frame) -> dict[str, Any]:
-    """Which parameter each entity of the message fills (raw values, not yet checked)."""
+def _assign_entities(op: Operation, interp: Interpretation, frame: Frame) -> dict[str, Any]:
+    """Which parameter each entity of the message fills (raw values, not yet checked).
+
+    A numeric parameter takes all the mentions meant for it and
+    :func:`~intentbridge.dialogue.amounts.pick_amount` reads them in the message: its
+    value may be an :class:`~intentbridge.dialogue.amounts.Unclear` to ask about.
+    """
+    return _assignment(op, interp, frame)[0]
+
+
+def _assignment(op: Operation, interp: Interpretation, frame: Frame) -> tuple[dict[str, Any], int]:
+    """:func:`_assign_entities`, and how many of the message's entities it used."""
+    entities = interp.entities
     out: dict[str, Any] = {}
     used: set[int] = set()
     entity_params = {n: p for n, p in op.parameters.items() if p.source == "entity"}
 
     def take(name: str, match: Callable[[Entity], bool]) -> None:
-        for i, ent in enumerate(entities):
-            if i not in used and match(ent):
-                used.add(i)
-                out[name] = ent.value
-                return
+        param = entity_params[name]
+        if param.type not in _NUMERIC:
+            for i, ent in enumerate(entities):
+                if i not in used and match(ent):
+                    used.add(i)
+                    out[name] = ent.value
+                    return
+            return
+        # every mention meant for a number is weighed, not just the first one
+        found = [i for i, ent in enumerate(entities) if i not in used and match(ent)]
+        if not found:
+            return
+        used.update(found)
+        value = pick_amount(interp.text, [entities[i] for i in found], money=param.type == "money")
+        if value is not None:
+            out[name] = value
 
     # exact entity + role first, then entities for parameters without a role
     for name, p in entity_params.items():
@@ -526,10 +646,29 @@ def _assign_entities(op: Operation, entities: tuple[Entity, ...], frame: Frame) 
     for name in order:
         take(name, _is(entity_params[name].entity or name, None, exact_role=True))
     # a bare number or amount corrects the one numeric parameter ("make it 30")
-    numeric = [n for n, p in entity_params.items() if p.type in ("money", "number", "integer")]
+    numeric = [n for n, p in entity_params.items() if p.type in _NUMERIC]
     if len(numeric) == 1 and numeric[0] not in out:
         take(numeric[0], _is_numeric)
-    return out
+    for name in numeric:
+        if entity_params[name].type == "money" and name not in out:
+            # "move 1e-3 euros": no entity, but the user did give an amount; say why
+            # it is not taken rather than just ask for one
+            unread = unread_amount(interp.text, entities)
+            if unread is not None:
+                out[name] = unread
+            break
+    return out, len(used)
+
+
+def _show(value: Any, param: Parameter) -> Any:
+    """A value as a reply shows it: amounts in plain decimals, never "1E-27"."""
+    if isinstance(value, Money):
+        return format_money(value.amount, value.currency or param.default_currency)
+    if isinstance(value, float):
+        value = Decimal(str(value))
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return value
 
 
 def _is(

@@ -15,6 +15,8 @@ from typing import Any
 from intentbridge.project.schema import Parameter
 from intentbridge.types import Money
 
+_HUGE_DIGITS = 15
+"""Amounts with more digits before the point than this are refused outright."""
 _NUMBER = re.compile(r"^[-+]?\d{1,3}(?:[,\s]\d{3})*(?:\.\d+)?$|^[-+]?\d+(?:\.\d+)?$")
 
 
@@ -98,6 +100,11 @@ def _check(param: Parameter, value: Any) -> Any | Invalid:
         amount = value.amount
         if not amount.is_finite() or amount <= 0:
             return Invalid("the amount must be more than zero")
+        if amount.adjusted() >= _HUGE_DIGITS:
+            # no one moves a quadrillion; and cents of a 30-digit sum overflow the context
+            if param.max is not None:
+                return Invalid(f"the largest amount is {param.max:g}")
+            return Invalid("that amount is too large")
         if amount != amount.quantize(Decimal("0.01")):
             return Invalid("amounts can have at most two decimal places")
         if param.min is not None and amount < Decimal(str(param.min)):

@@ -8,6 +8,12 @@ Amounts are exact and below :data:`MAX_AMOUNT` (a quadrillion): "send
 transfer, so such a match is not money (the number extractor still reports the
 number). The bound also keeps what consumers do with an amount — quantize it to
 cents in the default 28-digit decimal context — from failing.
+
+A sign is kept, never dropped: "-5 euros", "€-5", "-€5", "EUR -5" and "minus 5 euros"
+are ``Money(Decimal("-5"), "EUR")``, so whoever uses the amount sees what was written
+(the dialogue refuses amounts that are not more than zero). A dash is a sign only where
+it starts a word: in "1e-3", "5-6" or "x-5" it is not, and "3" of "1e-3" is no amount
+at all (see :data:`~intentbridge.understanding.extractors.numbers.DIGITS_PATTERN`).
 """
 
 from __future__ import annotations
@@ -63,16 +69,24 @@ _PREFIX_CODES = (
 _SYMBOL = "[" + re.escape("".join(_SYMBOLS)) + "]"
 _WORD = "|".join(sorted((re.escape(w) for w in _WORDS), key=len, reverse=True))
 _CODE = "|".join(_PREFIX_CODES)
+# A minus sign: a hyphen, an en dash or U+2212. It counts only at the start of a word,
+# and not after a number and a space ("5 - 3 euros" is arithmetic, not minus three).
+_DASH = "[-\u2013\u2212]"
+_SIGN_START = r"(?<![\w.,+*/^=<>%\-\u2013\u2212])(?<!\d\s)"
+_SIGN = rf"(?:{_DASH}\s?|\b(?:minus|negative)\s+)"
 _MONEY_RE = re.compile(
-    rf"(?P<pre>{_SYMBOL}|US\$|\b(?:{_CODE})\b)\s?(?P<n1>{NUMBER_PATTERN})"
-    rf"|(?P<n2>{NUMBER_PATTERN})\s?(?:(?P<sym>{_SYMBOL})|(?P<word>(?:{_WORD}))\b)",
+    rf"(?P<s1>{_SIGN})?(?P<pre>{_SYMBOL}|US\$|\b(?:{_CODE})\b)\s?(?P<s2>{_DASH}\s?)?"
+    rf"(?P<n1>{NUMBER_PATTERN})"
+    rf"|(?P<s3>{_SIGN})?(?P<n2>{NUMBER_PATTERN})\s?(?:(?P<sym>{_SYMBOL})|(?P<word>(?:{_WORD}))\b)",
     re.IGNORECASE,
 )
 _CURRENCY_ONLY = re.compile(rf"{_SYMBOL}|\b(?:{_WORD})\b", re.IGNORECASE)
-# Every place a money match can begin: a currency marker, a digit run, a number word
-# or the "a"/"an" before one (zero-width, so each such position is reported)
+_SIGN_BEFORE = re.compile(rf"{_SIGN_START}{_SIGN}$", re.IGNORECASE)
+# Every place a money match can begin: a sign, a currency marker, a digit run, a
+# number word or the "a"/"an" before one (zero-width, so each such position is reported)
 _STARTS = re.compile(
-    rf"(?={_SYMBOL}|US\$|\b(?:{_CODE})\b)|(?<![\w.,])(?=\d)"
+    rf"{_SIGN_START}(?={_SIGN})"
+    rf"|(?={_SYMBOL}|US\$|\b(?:{_CODE})\b)|(?<![\w.,])(?=\d)"
     rf"|\b(?=an?[\s-]|(?:{NUMBER_WORD_PATTERN})\b)",
     re.IGNORECASE,
 )
@@ -88,7 +102,8 @@ def _currency(marker: str) -> str | None:
 def parse_money(text: str) -> Money | None:
     """Normalise a span that should hold an amount ("50 euros", "$20", or just "50").
 
-    A bare number gives ``Money(amount, None)``; no number gives None.
+    A bare number gives ``Money(amount, None)``; no number gives None. A sign before the
+    number is kept ("-5" is ``Money(Decimal("-5"), None)``).
 
     >>> parse_money("€1,250.50")
     Money(amount=Decimal('1250.50'), currency='EUR')
@@ -102,6 +117,8 @@ def parse_money(text: str) -> Money | None:
     amount = parse_number(number.group())
     if amount is None or amount >= MAX_AMOUNT:
         return None
+    if _SIGN_BEFORE.search(text, 0, number.start()):
+        amount = -amount
     cur = _CURRENCY_ONLY.search(text)
     return Money(amount, _currency(cur.group()) if cur else None)
 
@@ -136,12 +153,17 @@ def _from_match(m: re.Match[str]) -> Money | None:
         pre = m.group("pre")
         currency = "USD" if pre.upper() == "US$" else _currency(pre)
         amount = parse_number(m.group("n1"))
+        if m.group("s1") and m.group("s2"):
+            return None  # "-€-5": no amount anyone writes
+        negative = bool(m.group("s1") or m.group("s2"))
     else:
         currency = _currency(m.group("sym") or m.group("word"))
         amount = parse_number(m.group("n2"))
+        negative = bool(m.group("s3"))
     if amount is None or amount >= MAX_AMOUNT:
         return None
-    return Money(_quantize(amount), currency)
+    amount = _quantize(amount)
+    return Money(-amount if negative else amount, currency)
 
 
 def _quantize(amount: Decimal) -> Decimal:

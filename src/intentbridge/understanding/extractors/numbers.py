@@ -46,9 +46,13 @@ WORDS_PATTERN = (
 # Each alternative is atomic: a shorter match of the same alternative is always
 # followed by a digit or separator, which the final lookahead rejects anyway, so
 # giving back digits one by one (quadratic in a long digit run) can never succeed.
+# An exponent is no number, with its sign too: neither the "1" nor the "3" of "1e-3"
+# (the final lookahead alone stops "1e3", where a digit follows the "e" at once).
 DIGITS_PATTERN = (
-    r"(?<![\w.,])(?:(?>\d{1,3}(?:,\d{3})+(?:\.\d+)?)|(?>\d{1,3}(?:\.\d{3})+(?:,\d{1,2})?)"
+    r"(?<![\w.,])(?<!\d[eE][-+\u2212])"
+    r"(?:(?>\d{1,3}(?:,\d{3})+(?:\.\d+)?)|(?>\d{1,3}(?:\.\d{3})+(?:,\d{1,2})?)"
     r"|(?>\d+(?:[.,]\d+)?))(?:\s?[kK]\b|\s?(?:mn|million)\b)?(?![\w.,]*\d)"
+    r"(?![eE][-+\u2212]\d)"
 )
 NUMBER_PATTERN = rf"(?:{DIGITS_PATTERN}|{WORDS_PATTERN})"
 #: :data:`NUMBER_PATTERN`, compiled as the extractors use it.
