@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 
 import httpx
 from bankclient import Bank
+from interrupted import store_interrupted_transfer
 
-from intentbridge.conversation.state import Conversation, Frame
 from intentbridge.project import BotProject
 from intentbridge.stores import open_store
 from intentbridge.testing.bot import BotClient, serve_bot
-from intentbridge.types import Money
 
 
 def test_balance_of_all_accounts(bot: BotClient) -> None:
@@ -287,22 +285,7 @@ async def test_crash_after_sending_is_finished_with_the_same_key(
         headers={"Idempotency-Key": key},
     )
     assert sent.status_code == 201
-    conv = Conversation(id="rest:alice", user_id="alice")
-    conv.frame = Frame(
-        operation="transfer_money",
-        params={
-            "amount": Money(Decimal("12.00"), "EUR"),
-            "from_account": "checking",
-            "to_account": "savings",
-        },
-        resolved={"from_account": "acc-alice-chk", "to_account": "acc-alice-sav"},
-        status="executing",
-        idempotency_key=key,
-    )
-    store = open_store(store_url)
-    await store.open()
-    await store.save_conversation(conv.id, conv.to_json())
-    await store.close()
+    await store_interrupted_transfer(store_url, key)
     with serve_bot(project, store_url) as bot:
         reply = bot.say("hello")
     assert "12.00 EUR moved" in reply

@@ -7,18 +7,14 @@ it; a sender the bank does not know is told there is no account, without interna
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 from bankclient import Bank
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from interrupted import store_interrupted_transfer
 
-from intentbridge.conversation.state import Conversation, Frame
 from intentbridge.project import BotProject
-from intentbridge.stores import open_store
 from intentbridge.testing.bot import BotClient, serve_bot
-from intentbridge.types import Money
 
 # --- 4. "yes" with nothing to confirm ------------------------------------------------
 
@@ -48,22 +44,7 @@ async def test_a_yes_that_finishes_an_interrupted_transfer_gets_only_its_answer(
     project: BotProject, store_url: str, bank: Bank
 ) -> None:
     """The turn stopped after the key was stored (a stream closed by the client)."""
-    conv = Conversation(id="rest:alice", user_id="alice")
-    conv.frame = Frame(
-        operation="transfer_money",
-        params={
-            "amount": Money(Decimal("12.00"), "EUR"),
-            "from_account": "checking",
-            "to_account": "savings",
-        },
-        resolved={"from_account": "acc-alice-chk", "to_account": "acc-alice-sav"},
-        status="executing",
-        idempotency_key="ib-interrupted-yes",
-    )
-    store = open_store(store_url)
-    await store.open()
-    await store.save_conversation(conv.id, conv.to_json())
-    await store.close()
+    await store_interrupted_transfer(store_url, "ib-interrupted-yes")
     with serve_bot(project, store_url) as bot:
         replies = bot.send("yes")
         assert [r["text"] for r in replies if "12.00 EUR moved" in r["text"]]
