@@ -126,7 +126,7 @@ class NluModel:
         """
         from intentbridge.understanding.training import train_model
 
-        model = train_model(
+        return train_model(
             cls,
             data,
             pipeline,
@@ -139,14 +139,6 @@ class NluModel:
             tagger_params=tagger_params,
             unseen_weight=unseen_weight,
         )
-        # single-intent data gets ConstantIntent models, built without the texts; they
-        # learn here which words they know, so a message of nothing known falls back
-        texts = [ex.text for ex in data.examples]
-        labels = [ex.intent for ex in data.examples]
-        for intent_model in model.intent_models:
-            if isinstance(intent_model, ConstantIntent) and intent_model.words is None:
-                intent_model.fit(texts, labels)
-        return model
 
     # --- parsing ------------------------------------------------------------------
 

@@ -155,9 +155,9 @@ def train_model(
             )
             models = final.result() if final is not None else fit_final()
     else:
-        # one intent: nothing to classify; every message gets it, with confidence 1
+        # one intent: nothing to classify; every message it knows a word of gets it
         calibration = Calibration(weights=tuple(1.0 for _ in spec.intent_models))
-        models = [ConstantIntent(classes[0]) for _ in spec.intent_models]
+        models = [ConstantIntent(classes[0]).fit(texts, labels) for _ in spec.intent_models]
     report("intent", 1.0)
 
     report("entities", 0.0)
