@@ -560,27 +560,13 @@ def _check_archives(directory: Path) -> None:
 
 
 def _load_tagger(path: Path, record: Any, meta_path: Path) -> CrfTagger:
-    """The CRF, checked against the size and SHA-256 that metadata.json records."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelError(
-            f"{path}: cannot be read ({exc.strerror}); retrain the model with "
-            "`intentbridge nlu train`"
-        ) from exc
-    if record is not None:  # models saved before the record have only the header check
-        with _reading(meta_path):
-            size, digest = int(record["bytes"]), str(record["sha256"])
-        if len(data) != size or hashlib.sha256(data).hexdigest() != digest:
-            raise ModelError(
-                f"{path}: does not match the size and SHA-256 that metadata.json records "
-                f"({len(data)} bytes, {size} recorded): the file is damaged or was replaced; "
-                "retrain the model with `intentbridge nlu train`"
-            )
-    try:
-        return CrfTagger.from_bytes(data)
-    except ModelError as exc:
-        raise ModelError(f"{path}: {exc}") from exc
+    """The CRF, checked against the size and SHA-256 that metadata.json records
+    (models saved before the record get only :func:`~.crfsuite_file.crfsuite_problem`)."""
+    if record is None:
+        return CrfTagger.load(path)
+    with _reading(meta_path):
+        size, digest = int(record["bytes"]), str(record["sha256"])
+    return CrfTagger.load(path, size=size, sha256=digest)
 
 
 def column_map(model_classes: Any, classes: Any) -> list[int]:
