@@ -81,7 +81,8 @@ def train(
 ) -> None:
     """Train a model on DATA and save it to --out."""
     from intentbridge.understanding.data import load_training_data
-    from intentbridge.understanding.model import NluModel, check_save_target
+    from intentbridge.understanding.model import NluModel
+    from intentbridge.understanding.model_files import check_save_target
 
     started = time.perf_counter()
     try:

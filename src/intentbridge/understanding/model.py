@@ -29,14 +29,9 @@ import datetime as dt
 import hashlib
 import json
 import os
-import pickle
 import re
-import secrets
 import shutil
-import struct
-import zipfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +43,16 @@ from intentbridge.understanding.calibration import Calibration, FloatArray
 from intentbridge.understanding.entities import EntityRecognizer
 from intentbridge.understanding.extractors.base import RuleExtractors
 from intentbridge.understanding.intent import IntentModel, char_wb_ngrams, word_ngrams
+from intentbridge.understanding.model_files import (
+    check_archives,
+    new_sibling,
+    os_reason,
+    read_json_object,
+    reading,
+    refuse_to_replace,
+    string_list,
+    swap_in,
+)
 from intentbridge.understanding.pipeline import dense_tagger_class, intent_model_class
 from intentbridge.understanding.tagger import CrfTagger
 
@@ -217,17 +222,17 @@ class NluModel:
         """
         root = Path(directory)
         target = Path(os.path.realpath(root))  # a symlinked model folder is replaced where it is
-        _refuse_to_replace(root, target)
+        refuse_to_replace(root, target)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            staging = _new_sibling(target, "saving")
+            staging = new_sibling(target, "saving")
         except OSError as exc:
-            raise ModelError(f"cannot write the model to {root}: {_reason(exc)}") from exc
+            raise ModelError(f"cannot write the model to {root}: {os_reason(exc)}") from exc
         try:
             self._write(staging)
-            _swap_in(staging, target)
+            swap_in(staging, target)
         except (OSError, UnicodeError) as exc:
-            raise ModelError(f"cannot write the model to {root}: {_reason(exc)}") from exc
+            raise ModelError(f"cannot write the model to {root}: {os_reason(exc)}") from exc
         finally:
             shutil.rmtree(staging, ignore_errors=True)  # already gone after the swap
         return root
@@ -300,7 +305,7 @@ class NluModel:
                 f"{root} is not an NLU model (no metadata.json); "
                 "train one with `intentbridge nlu train`"
             )
-        meta = _read_json_object(meta_path)
+        meta = read_json_object(meta_path)
         version = meta.get("format_version")
         if version != FORMAT_VERSION:
             raise ModelError(
@@ -308,12 +313,14 @@ class NluModel:
                 f"reads version {FORMAT_VERSION}); retrain the model with `intentbridge nlu train`"
             )
         rules_path = root / "rules.json"
-        rules_doc = _read_json_object(rules_path)
-        with _reading(meta_path):
-            kinds = _strings(meta["intent_models"], "intent_models")
-            intents = _strings(meta["intents"], "intents")
+        rules_doc = read_json_object(rules_path)
+        with reading(meta_path):
+            kinds = string_list(meta["intent_models"], "intent_models")
+            intents = string_list(meta["intents"], "intents")
             formats = meta.get("intent_model_formats")  # missing in models saved before it
-            if formats is not None and len(_strings(formats, "intent_model_formats")) != len(kinds):
+            if formats is not None and len(string_list(formats, "intent_model_formats")) != len(
+                kinds
+            ):
                 raise ValueError("intent_model_formats and intent_models differ in length")
             cal = meta["calibration"]
             calibration = Calibration(
@@ -324,7 +331,7 @@ class NluModel:
         models: list[IntentModel] = []
         for i, kind in enumerate(kinds):
             sub = root / "intent" / f"{i}-{kind}"
-            with _reading(sub):
+            with reading(sub):
                 constant = (
                     formats[i] == _CONSTANT
                     if formats is not None
@@ -334,14 +341,14 @@ class NluModel:
                     models.append(ConstantIntent.load(sub))
                 else:
                     model_class = intent_model_class(kind)
-                    _check_archives(sub)
+                    check_archives(sub)
                     models.append(model_class.load(sub))
         tagger = (
             _load_tagger(root / _TAGGER_FILE, meta.get("tagger_file"), meta_path)
             if meta.get("has_tagger")
             else None
         )
-        with _reading(rules_path):
+        with reading(rules_path):
             rules = RuleExtractors(
                 lookup_tables=rules_doc["lookup_tables"],
                 synonyms=rules_doc["synonyms"],
@@ -352,12 +359,12 @@ class NluModel:
             )
         neural = None
         if meta.get("has_dense_tagger"):
-            with _reading(root / _DENSE_TAGGER_DIR):
+            with reading(root / _DENSE_TAGGER_DIR):
                 neural = dense_tagger_class().load(root / _DENSE_TAGGER_DIR)
-        with _reading(rules_path):
+        with reading(rules_path):
             entities = EntityRecognizer.from_config(rules, tagger, rules_doc, neural)
         info = {k: v for k, v in meta.items() if k not in _META_STRUCTURE}
-        with _reading(meta_path):
+        with reading(meta_path):
             return cls(
                 pipeline=str(meta["pipeline"]),
                 kinds=kinds,
@@ -385,23 +392,6 @@ _META_STRUCTURE = frozenset(
 _DENSE_TAGGER_DIR = "dense_tagger"
 _TAGGER_FILE = "tagger.crfsuite"
 _CONSTANT = "constant"
-#: what reading a truncated, overwritten or hand-edited file makes json, numpy,
-#: zipfile and the loaders raise; each becomes a ModelError naming the file
-_CORRUPT_FILE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    ValueError,  # also json.JSONDecodeError and UnicodeDecodeError
-    TypeError,
-    LookupError,
-    AttributeError,
-    ArithmeticError,
-    EOFError,
-    MemoryError,  # an array header that claims a huge shape
-    RecursionError,
-    zipfile.BadZipFile,
-    struct.error,
-    pickle.UnpicklingError,
-)
-
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -416,155 +406,12 @@ def replace_lone_surrogates(text: str) -> str:
     return _LONE_SURROGATE.sub("\ufffd", text)
 
 
-def check_save_target(directory: Path | str) -> None:
-    """Raise :class:`ModelError` unless :meth:`NluModel.save` can write ``directory``.
-
-    Call it before training, so a bad ``--out`` fails in a second rather than after
-    the training. Accepted: a missing folder whose nearest existing parent can be
-    written to, an empty folder, an earlier model (to be replaced). Refused: a file,
-    a folder that is not a model.
-    """
-    root = Path(directory)
-    target = Path(os.path.realpath(root))
-    _refuse_to_replace(root, target)
-    try:
-        ancestor = target.parent
-        while not ancestor.exists():
-            ancestor = ancestor.parent
-        if not ancestor.is_dir():
-            raise ModelError(
-                f"cannot write the model to {root}: {ancestor} is a file, not a folder; "
-                "choose another path"
-            )
-    except OSError as exc:
-        raise ModelError(f"cannot write the model to {root}: {_reason(exc)}") from exc
-    try:
-        # permission bits do not tell (root may write anywhere, but not into /proc)
-        _new_sibling(ancestor / "intentbridge-write-check", "probe").rmdir()
-    except OSError as exc:
-        raise ModelError(
-            f"cannot write the model to {root}: cannot create anything in {ancestor} "
-            f"({exc.strerror or exc}); choose a folder you can write to"
-        ) from exc
-
-
-def _refuse_to_replace(root: Path, target: Path) -> None:
-    """Raise unless ``target`` is missing, an empty folder or an earlier model.
-
-    An earlier model is a folder with ``metadata.json`` and ``intent/``: both, since
-    metadata.json alone is a common name. Other files in it (a bot project keeps its
-    training fingerprint there) go with it.
-    """
-    try:
-        if target.is_dir():
-            if not any(target.iterdir()) or (
-                (target / "metadata.json").is_file() and (target / "intent").is_dir()
-            ):
-                return
-            raise ModelError(
-                f"{root} is a folder that does not hold a model (no metadata.json and "
-                "intent/); saving would delete its files: choose a new or empty folder, "
-                "or remove it first"
-            )
-        if target.exists():
-            raise ModelError(
-                f"{root} exists and is not a folder; choose another path for the model"
-            )
-    except OSError as exc:
-        raise ModelError(f"cannot write the model to {root}: {_reason(exc)}") from exc
-
-
-def _new_sibling(path: Path, purpose: str) -> Path:
-    """Create and return a new hidden directory beside ``path``."""
-    while True:
-        candidate = path.with_name(f".{path.name}.{secrets.token_hex(4)}.{purpose}")
-        try:
-            candidate.mkdir()
-        except FileExistsError:
-            continue
-        return candidate
-
-
-def _swap_in(staging: Path, target: Path) -> None:
-    """Put ``staging`` where ``target`` is (two renames when there is one)."""
-    if not target.exists():
-        staging.rename(target)
-        return
-    old = _new_sibling(target, "old")
-    old.rmdir()
-    target.rename(old)
-    try:
-        staging.rename(target)
-    except OSError:
-        old.rename(target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
-    return str(exc)
-
-
-@contextmanager
-def _reading(path: Path) -> Iterator[None]:
-    """Turn what a damaged ``path`` makes a reader raise into a ModelError naming it."""
-    try:
-        yield
-    except ModelError as exc:
-        if str(path) in str(exc):
-            raise
-        raise ModelError(f"{path}: {exc}") from exc
-    except _CORRUPT_FILE_ERRORS as exc:
-        raise ModelError(
-            f"{path}: {type(exc).__name__}: {exc}; the model is incomplete or corrupt: "
-            "retrain it with `intentbridge nlu train`"
-        ) from exc
-
-
-def _read_json_object(path: Path) -> dict[str, Any]:
-    """A model's JSON file, which must hold an object."""
-    retrain = "the model is corrupt: retrain it with `intentbridge nlu train`"
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot be read ({exc.strerror}); {retrain}") from exc
-    except UnicodeDecodeError as exc:
-        raise ModelError(f"{path}: not UTF-8 text (a binary file?); {retrain}") from exc
-    except json.JSONDecodeError as exc:
-        raise ModelError(
-            f"{path}: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); {retrain}"
-        ) from exc
-    except RecursionError as exc:
-        raise ModelError(f"{path}: JSON nested too deeply; {retrain}") from exc
-    if not isinstance(doc, dict):
-        raise ModelError(f"{path}: holds a JSON {type(doc).__name__}, not an object; {retrain}")
-    return doc
-
-
-def _strings(value: Any, key: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise TypeError(f"'{key}' must be a list of strings")
-    return list(value)
-
-
-def _check_archives(directory: Path) -> None:
-    """Name a truncated or empty ``.npz`` before numpy fails on it without a name."""
-    for archive in sorted(directory.glob("*.npz")):
-        if not zipfile.is_zipfile(archive):
-            raise ModelError(
-                f"{archive}: not a complete .npz archive ({archive.stat().st_size} bytes; "
-                "truncated or overwritten); retrain the model with `intentbridge nlu train`"
-            )
-
-
 def _load_tagger(path: Path, record: Any, meta_path: Path) -> CrfTagger:
     """The CRF, checked against the size and SHA-256 that metadata.json records
     (models saved before the record get only :func:`~.crfsuite_file.crfsuite_problem`)."""
     if record is None:
         return CrfTagger.load(path)
-    with _reading(meta_path):
+    with reading(meta_path):
         size, digest = int(record["bytes"]), str(record["sha256"])
     return CrfTagger.load(path, size=size, sha256=digest)
 
