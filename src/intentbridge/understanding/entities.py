@@ -103,19 +103,24 @@ def rule_tags(tokens: Sequence[Token], candidates: Sequence[Entity]) -> list[lis
     return tags
 
 
-class _Covered:
-    """Character ranges, for "does this span overlap any of them?" in O(log n)."""
+class _Intervals:
+    """Entities sorted by start, for "which of them overlap this range?" in O(log n)."""
 
-    def __init__(self, spans: Iterable[tuple[int, int]]) -> None:
-        ordered = sorted(spans)
-        self._starts = [start for start, _ in ordered]
-        # the furthest end among the ranges starting at or before each one
-        self._reach = list(accumulate((end for _, end in ordered), max))
+    def __init__(self, items: Iterable[Entity]) -> None:
+        self.items = sorted(items, key=lambda e: e.start)  # stable: extractors sort already
+        self._starts = [e.start for e in self.items]
+        # the furthest end among the items up to each one
+        self._reach = list(accumulate((e.end for e in self.items), max))
 
     def overlaps(self, start: int, end: int) -> bool:
-        """Whether ``[start, end)`` overlaps one of the ranges."""
-        k = bisect_left(self._starts, end)  # ranges starting before ``end``
+        """Whether ``[start, end)`` overlaps one of the items."""
+        k = bisect_left(self._starts, end)  # items starting before ``end``
         return k > 0 and self._reach[k - 1] > start
+
+    def from_overlapping(self, start: int) -> Iterator[Entity]:
+        """The items from the first one ending after ``start`` on, by start."""
+        for i in range(bisect_right(self._reach, start), len(self.items)):
+            yield self.items[i]
 
 
 class _TaggedSpans:
@@ -360,7 +365,7 @@ class EntityRecognizer:
             others = _TaggedSpans(spans) if self.strict_spans else None
             for i, span in enumerate(spans):
                 out.append(self._from_tagged(text, span, by_kind, others, i))
-        covered = _Covered((e.start, e.end) for e in out)
+        covered = _Intervals(out)
         free = [c for c in candidates if not covered.overlaps(c.start, c.end)]
         for cand in resolve_overlaps(free):
             name = self.emit.get(rule_kind(cand), _default_emit(cand))
@@ -373,7 +378,7 @@ class EntityRecognizer:
         self,
         text: str,
         tagged: TaggedSpan,
-        by_kind: Mapping[str, _KindMatches],
+        by_kind: Mapping[str, _Intervals],
         others: _TaggedSpans | None = None,
         own: int = -1,
     ) -> Entity:
@@ -463,30 +468,12 @@ class _Mix:
         return constrained_decode(probs, self.names, self.allowed)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _KindMatches:
-    """One extractor's matches sorted by start (as each extractor finds them)."""
-
-    matches: list[Entity]
-    reach: list[int]  # the furthest end among the matches up to each one
-
-    @classmethod
-    def build(cls, matches: list[Entity]) -> _KindMatches:
-        ordered = sorted(matches, key=lambda c: c.start)  # stable: already sorted
-        return cls(ordered, list(accumulate((c.end for c in ordered), max)))
-
-    def from_overlapping(self, start: int) -> Iterator[Entity]:
-        """The matches from the first one ending after ``start`` on."""
-        for i in range(bisect_right(self.reach, start), len(self.matches)):
-            yield self.matches[i]
-
-
-def _by_kind(candidates: Sequence[Entity]) -> dict[str, _KindMatches]:
+def _by_kind(candidates: Sequence[Entity]) -> dict[str, _Intervals]:
     """The rule matches per extractor (a tagged span widens to its entity's kind)."""
     groups: dict[str, list[Entity]] = defaultdict(list)
     for cand in candidates:
         groups[cand.extractor].append(cand)
-    return {kind: _KindMatches.build(group) for kind, group in groups.items()}
+    return {kind: _Intervals(group) for kind, group in groups.items()}
 
 
 def _warn_misaligned(misaligned: Sequence[tuple[str, int, int, str]]) -> None:
