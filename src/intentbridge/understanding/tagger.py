@@ -68,54 +68,46 @@ def token_features(
     ``object_name`` and ``playlist`` look alike but belong to different intents.
     ``clusters`` maps words to cluster ids (:mod:`.clusters`), coarse to fine.
     """
+    words = [t.text.lower() for t in tokens]
+    shapes = [_shape(t.text) for t in tokens]
+    cids: list[Sequence[str]] = (
+        [clusters.get(w, ()) for w in words] if clusters else [() for _ in words]
+    )
+    feats: list[list[str]] = []
     n = len(tokens)
     intent_f = "intent=" + intent if intent else None
-    # a token's own features depend on its text alone: built once per distinct text
-    own: dict[str, tuple[list[str], str, str]] = {}
-    heads: list[list[str]] = []
-    words: list[str] = []
-    shapes: list[str] = []
-    for tok in tokens:
-        entry = own.get(tok.text)
-        if entry is None:
-            entry = own[tok.text] = _own_features(tok.text, intent_f)
-        heads.append(entry[0])
-        words.append(entry[1])
-        shapes.append(entry[2])
-    # cluster ids as the token's own, left and right neighbour's features
-    no_ids: tuple[list[str], list[str], list[str]] = ([], [], [])
-    ids: list[tuple[list[str], list[str], list[str]]] = [no_ids] * n
-    if clusters:
-        by_word: dict[str, tuple[list[str], list[str], list[str]]] = {}
-        for i, w in enumerate(words):
-            entry_ids = by_word.get(w)
-            if entry_ids is None:
-                cids = clusters.get(w, ())
-                entry_ids = by_word[w] = (
-                    [f"c{level}={cid}" for level, cid in enumerate(cids)],
-                    [f"c{level}[-1]={cid}" for level, cid in enumerate(cids)],
-                    [f"c{level}[1]={cid}" for level, cid in enumerate(cids)],
-                )
-            ids[i] = entry_ids
-    feats: list[list[str]] = []
-    for i in range(n):
+    for i, tok in enumerate(tokens):
         w = words[i]
-        f = heads[i].copy()
-        f += ids[i][0]
-        f.append("w[-2]=" + words[i - 2] if i > 1 else "w[-2]=<s>")
-        if i > 0:
-            f.append("w[-1]=" + words[i - 1])
-            f.append("sh[-1]=" + shapes[i - 1])
-            f += ids[i - 1][1]
-        else:
-            f.append("w[-1]=<s>")
-        if i + 1 < n:
-            f.append("w[1]=" + words[i + 1])
-            f.append("sh[1]=" + shapes[i + 1])
-            f += ids[i + 1][2]
-        else:
-            f.append("w[1]=</s>")
-        f.append("w[2]=" + words[i + 2] if i + 2 < n else "w[2]=</s>")
+        f = [
+            "bias",
+            "w=" + w,
+            "p2=" + w[:2],
+            "p3=" + w[:3],
+            "p4=" + w[:4],
+            "s2=" + w[-2:],
+            "s3=" + w[-3:],
+            "s4=" + w[-4:],
+            "sh=" + shapes[i],
+        ]
+        if intent_f is not None:
+            f.append(intent_f)
+        if tok.text[:1].isupper():
+            f.append("cap")
+        if w.isdigit():
+            f.append("digit")
+            f.append(f"len={min(len(w), 5)}")
+        for level, cid in enumerate(cids[i]):
+            f.append(f"c{level}={cid}")
+        for off in (-2, -1, 1, 2):
+            j = i + off
+            if 0 <= j < n:
+                f.append(f"w[{off}]={words[j]}")
+                if off in (-1, 1):
+                    f.append(f"sh[{off}]={shapes[j]}")
+                    for level, cid in enumerate(cids[j]):
+                        f.append(f"c{level}[{off}]={cid}")
+            else:
+                f.append(f"w[{off}]=<{'s' if j < 0 else '/s'}>")
         if i > 0:
             f.append(f"w[-1:0]={words[i - 1]}|{w}")
             if i > 1:
@@ -126,39 +118,13 @@ def token_features(
                 f.append(f"w[1:2]={words[i + 1]}|{words[i + 2]}")
         for tag in rule_tags[i]:
             f.append("rule=" + tag)
-        if i > 0:
-            for tag in rule_tags[i - 1]:
-                f.append("rule[-1]=" + tag.removeprefix("B:"))
-        if i + 1 < n:
-            for tag in rule_tags[i + 1]:
-                f.append("rule[1]=" + tag.removeprefix("B:"))
+        for off in (-1, 1):
+            j = i + off
+            if 0 <= j < n:
+                for tag in rule_tags[j]:
+                    f.append(f"rule[{off}]=" + tag.removeprefix("B:"))
         feats.append(f)
     return feats
-
-
-def _own_features(text: str, intent_f: str | None) -> tuple[list[str], str, str]:
-    """A token's features of itself (before clusters), its word and its shape."""
-    w = text.lower()
-    shape = _shape(text)
-    f = [
-        "bias",
-        "w=" + w,
-        "p2=" + w[:2],
-        "p3=" + w[:3],
-        "p4=" + w[:4],
-        "s2=" + w[-2:],
-        "s3=" + w[-3:],
-        "s4=" + w[-4:],
-        "sh=" + shape,
-    ]
-    if intent_f is not None:
-        f.append(intent_f)
-    if text[:1].isupper():
-        f.append("cap")
-    if w.isdigit():
-        f.append("digit")
-        f.append(f"len={min(len(w), 5)}")
-    return f, w, shape
 
 
 class SpanAlignmentWarning(UserWarning):
