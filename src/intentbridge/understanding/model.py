@@ -218,7 +218,8 @@ class NluModel:
         ``directory``: a failed save leaves what was there, and a model saved over an
         earlier one keeps none of its files. ``directory`` may be missing, empty or an
         earlier model; anything else (a file, a folder of other files) is refused with
-        a :class:`ModelError` rather than deleted (see :func:`check_save_target`).
+        a :class:`ModelError` rather than deleted (see
+        :func:`~.model_files.check_save_target`).
         """
         root = Path(directory)
         target = Path(os.path.realpath(root))  # a symlinked model folder is replaced where it is
