@@ -106,7 +106,7 @@ def check_channel_token(
 def rest_router(handle: Handler, *, token: str | None = None) -> APIRouter:
     """Routes of the REST channel; ``token`` (or $INTENTBRIDGE_REST_TOKEN) guards them."""
     expected = token if token is not None else os.environ.get(TOKEN_ENV) or None
-    redact_server_logs()  # ?token= must not reach uvicorn's access log
+    redact_server_logs()  # ?token= must not reach uvicorn's logs, whatever app mounts this
     router = APIRouter()
 
     @router.post(

@@ -99,7 +99,7 @@ def redact_server_logs() -> None:
 
     Installs :class:`RedactQueryFilter` on :data:`SERVER_LOGGERS`, once; a filter on a
     logger survives uvicorn's own ``dictConfig``, so calling this before or after
-    ``uvicorn.run`` both work. ``create_app`` calls it.
+    ``uvicorn.run`` both work. ``rest_router`` (and so ``create_app``) calls it.
     """
     for name in SERVER_LOGGERS:
         logger = logging.getLogger(name)

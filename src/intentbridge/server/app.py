@@ -26,7 +26,6 @@ from intentbridge.channels.rest import (
 )
 from intentbridge.channels.webhooks import webhook_router
 from intentbridge.observability.http_metrics import HttpMetricsMiddleware
-from intentbridge.observability.logging import redact_server_logs
 from intentbridge.observability.tracing import TraceContextMiddleware, ensure_tracing
 from intentbridge.project.loader import BotProject
 from intentbridge.stores.base import Store
@@ -52,7 +51,6 @@ def create_app(project: BotProject, settings: BotSettings | None = None) -> Fast
         finally:
             await bot.aclose()
 
-    redact_server_logs()  # however uvicorn serves the app, ?token= stays out of its logs
     # every JSON answer can be sent, even text from a backend that UTF-8 cannot carry
     app = FastAPI(
         title=f"intentbridge: {config.name}",
@@ -74,6 +72,7 @@ def create_app(project: BotProject, settings: BotSettings | None = None) -> Fast
     def store() -> Store:
         return holder["bot"].store
 
+    # rest_router also keeps ?token= (and other secret query values) out of uvicorn's logs
     app.include_router(rest_router(handle, token=rest_token))
     app.include_router(webhook_router(dict(config.webhooks), store, deliver))
 
