@@ -38,10 +38,11 @@ class ModelInterpreter:
 
     A ``fast`` model parses in 0.3-0.8 ms: inline on the event loop, since a thread
     hand-off costs ~0.09 ms (``run_in_executor`` round trip of a no-op, measured here
-    2026-11-26). Slower models (``accurate``: 5-9 ms p50, a transformer pass) parse on one worker thread of their own, so the event loop
-    keeps serving other conversations and backend calls meanwhile; one thread, because
-    a model is not safe to use from two at once (CRFsuite's tagger keeps the message
-    it was given). ``offload`` overrides the choice.
+    2026-11-26). Slower models (``accurate``: 5-9 ms p50, a transformer pass) parse on
+    one worker thread of their own, so the event loop keeps serving other
+    conversations and backend calls meanwhile; one thread, because a model is not safe
+    to use from two at once (CRFsuite's tagger keeps the message it was given).
+    ``offload`` overrides the choice.
     """
 
     def __init__(self, model: NluModel, *, offload: bool | None = None) -> None:
