@@ -70,7 +70,9 @@ def test_convert_yaml_to_jsonl_and_back(tmp_path: Path) -> None:
     jsonl = tmp_path / "bank.jsonl"
     result = runner.invoke(app, ["convert", str(DATA / "bank.yml"), str(jsonl)])
     assert result.exit_code == 0, result.output
-    assert "lookup tables" in result.stderr  # what JSONL cannot hold is said, not lost silently
+    # what JSONL cannot hold is said, not lost silently: rasa.jsonl_loss_note names it
+    assert "1 lookup table: 'account' (5 values)" in result.stderr
+    assert "4 synonyms" in result.stderr and "1 regex: 'iban'" in result.stderr
     yml = tmp_path / "again.yml"
     assert runner.invoke(app, ["convert", str(jsonl), str(yml)]).exit_code == 0
     assert load_training_data(yml).examples == load_training_data(DATA / "bank.yml").examples

@@ -128,6 +128,36 @@ def test_errors_name_the_line(tmp_path: Path, source: str, line: int, message: s
     assert info.value.line == line
 
 
+@pytest.mark.parametrize(
+    ("content", "line", "field", "message"),
+    [
+        ("nlu:\n- intent: a\n  examples: |\n    - caf\xe9\n".encode("latin-1"), 4, None, "UTF-8"),
+        (b'nlu:\n- intent: a\n  examples:\n  - text: "x \\ud800"\n', 4, "text", "surrogate"),
+        (
+            b'nlu:\n- intent: a\n  examples: |\n    - [x]{"entity": "e\\udc80"}\n',
+            4,
+            "entities",
+            "surrogate",
+        ),
+    ],
+)
+def test_bytes_and_escapes_that_are_no_text_name_the_line(
+    tmp_path: Path, content: bytes, line: int, field: str | None, message: str
+) -> None:
+    """The same reading and checks as JSONL: a clear error, never a UnicodeError later."""
+    f = tmp_path / "nlu.yml"
+    f.write_bytes(content)
+    with pytest.raises(TrainingDataError, match=message) as info:
+        load_training_data(f)
+    assert (info.value.path, info.value.line, info.value.field) == (str(f), line, field)
+
+
+def test_a_byte_order_mark_is_skipped(tmp_path: Path) -> None:
+    f = tmp_path / "nlu.yml"
+    f.write_bytes(b"\xef\xbb\xbfnlu:\n- intent: a\n  examples: |\n    - hi\n")
+    assert load_training_data(f).examples == [TrainingExample("hi", "a")]
+
+
 def test_write_then_read_is_identity() -> None:
     data = parse_rasa_yaml(SAMPLE)
     again = parse_rasa_yaml(to_rasa_yaml(data))

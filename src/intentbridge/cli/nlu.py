@@ -196,6 +196,7 @@ def convert(
 ) -> None:
     """Convert training data between Rasa YAML and JSONL."""
     from intentbridge.understanding.data import load_training_data, save_training_data
+    from intentbridge.understanding.rasa import jsonl_loss_note
 
     if target.is_dir():
         raise _fail(f"{target} is a folder; give the file to write, e.g. {target / 'nlu.yml'}")
@@ -206,21 +207,10 @@ def convert(
         raise _fail(exc) from exc
     except (OSError, UnicodeError) as exc:
         raise _cannot_write(target, exc) from exc
-    dropped = []
-    if target.suffix.lower() in (".jsonl", ".json"):
-        if data.synonyms:
-            dropped.append(f"{len(data.synonyms)} synonyms")
-        if data.lookup_tables:
-            dropped.append(f"{len(data.lookup_tables)} lookup tables")
-        if data.regexes:
-            dropped.append(f"{len(data.regexes)} regexes")
     out.print(f"Wrote {len(data.examples)} examples to {target}", markup=False, highlight=False)
-    if dropped:
-        err.print(
-            f"[yellow]note:[/yellow] JSONL has no place for {', '.join(dropped)}; "
-            "they were not written",
-            highlight=False,
-        )
+    note = jsonl_loss_note(data) if target.suffix.lower() in (".jsonl", ".json") else None
+    if note is not None:  # it quotes names from the data: never Rich markup
+        err.print(Text("note:", style="yellow"), Text(note), highlight=False)
 
 
 @app.command()

@@ -13,6 +13,7 @@ synonyms, lookup tables and named regexes. Loaders for the two file formats live
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,14 +126,19 @@ def make_example(
     """Build a :class:`TrainingExample`, checking spans lie inside the text.
 
     Raises :class:`TrainingDataError` (with ``path``/``line`` when given) for an empty
-    intent, a span outside the text or empty, or a '#' in an entity or role name
-    (the tagger's labels are ``entity#role``: "price#usd" would come back as the
-    entity "price" with the role "usd").
+    intent, a span outside the text or empty, a lone surrogate in any string, or a
+    '#' in an entity or role name (the tagger's labels are ``entity#role``:
+    "price#usd" would come back as the entity "price" with the role "usd").
     """
     if not intent:
         raise TrainingDataError("example has an empty intent", path=path, line=line, field="intent")
+    check_no_lone_surrogates(text, "text", path, line)
+    check_no_lone_surrogates(intent, "intent", path, line)
     spans = tuple(sorted(entities, key=lambda s: (s.start, s.end)))
     for sp in spans:
+        for name in (sp.entity, sp.value, sp.role, sp.group):
+            if name is not None:
+                check_no_lone_surrogates(name, "entities", path, line)
         if not 0 <= sp.start < sp.end <= len(text):
             raise TrainingDataError(
                 f"entity '{sp.entity}' span {sp.start}:{sp.end} is outside the text "
@@ -152,6 +158,63 @@ def make_example(
                 problem, path=path, line=line, field="entities", hint=LABEL_NAME_HINT
             )
     return TrainingExample(text=text, intent=intent, entities=spans)
+
+
+def check_no_lone_surrogates(
+    value: str, field: str, path: Path | str | None, line: int | None
+) -> None:
+    """Refuse a lone surrogate in ``value``, naming ``field``.
+
+    A JSON or YAML escape such as "\\ud800" without its pair decodes to a lone
+    surrogate: not a character, so nothing downstream (the CRF, saving the model)
+    can encode it.
+    """
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise TrainingDataError(
+            f"contains a lone surrogate (U+{ord(value[exc.start]):04X}) at character "
+            f"{exc.start}, which is not a character",
+            path=path,
+            line=line,
+            field=field,
+            hint="write the character itself, or both halves of a \\ud83d\\ude00-style pair",
+        ) from None
+
+
+def read_utf8(path: Path) -> str:
+    """The text of a UTF-8 training file (a leading byte order mark is skipped).
+
+    Lines end at "\\n", "\\r\\n" or "\\r", as in a file opened in text mode. A file that
+    cannot be read or does not decode is a :class:`TrainingDataError` naming the file
+    and, for bad bytes, the line.
+    """
+    try:
+        data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    except OSError as exc:  # also a directory named like a data file
+        raise TrainingDataError(f"cannot read file: {exc.strerror}", path=path) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, data, exc.start) from exc
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _not_utf8(path: Path, data: bytes, at: int) -> TrainingDataError:
+    """The error for a file whose byte ``at`` is not UTF-8, naming its line."""
+    hint = "re-save the file with UTF-8 encoding"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return TrainingDataError("the file is UTF-16, not UTF-8", path=path, line=1, hint=hint)
+    line = data.count(b"\n", 0, at) + 1
+    column = at - (data.rfind(b"\n", 0, at) + 1) + 1
+    return TrainingDataError(
+        f"the file is not valid UTF-8 (byte 0x{data[at]:02x} at column {column})",
+        path=path,
+        line=line,
+        hint=hint,
+    )
 
 
 #: How to fix a name :func:`label_name_problem` refuses.

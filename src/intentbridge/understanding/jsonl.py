@@ -17,7 +17,9 @@ from intentbridge.understanding.data import (
     EntitySpan,
     TrainingData,
     TrainingExample,
+    check_no_lone_surrogates,
     make_example,
+    read_utf8,
 )
 
 
@@ -29,45 +31,10 @@ def read_jsonl(path: Path | str) -> TrainingData:
     """
     p = Path(path)
     examples: list[TrainingExample] = []
-    try:
-        handle = p.open(encoding="utf-8-sig")
-    except OSError as exc:
-        raise TrainingDataError(f"cannot read file: {exc.strerror}", path=p) from exc
-    try:
-        with handle:
-            for lineno, raw in enumerate(handle, start=1):
-                if not raw.strip():
-                    continue
-                examples.append(parse_jsonl_line(raw, path=p, line=lineno))
-    except UnicodeDecodeError as exc:
-        # the decoder works in chunks, so where it failed is found in the bytes
-        raise _not_utf8(p) from exc
-    except OSError as exc:  # e.g. a directory named like a data file
-        raise TrainingDataError(f"cannot read file: {exc.strerror}", path=p) from exc
+    for lineno, raw in enumerate(read_utf8(p).split("\n"), start=1):
+        if raw.strip():
+            examples.append(parse_jsonl_line(raw, path=p, line=lineno))
     return TrainingData(examples=examples)
-
-
-def _not_utf8(path: Path) -> TrainingDataError:
-    """The error for a file that does not decode as UTF-8, naming the first bad line."""
-    hint = "re-save the file with UTF-8 encoding"
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return TrainingDataError("the file is not valid UTF-8", path=path, hint=hint)
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return TrainingDataError("the file is UTF-16, not UTF-8", path=path, line=1, hint=hint)
-    try:
-        data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        return TrainingDataError(
-            f"the file is not valid UTF-8 (byte 0x{data[exc.start]:02x} at column {column})",
-            path=path,
-            line=line,
-            hint=hint,
-        )
-    return TrainingDataError("the file is not valid UTF-8", path=path, hint=hint)
 
 
 def parse_jsonl_line(
@@ -91,8 +58,6 @@ def parse_jsonl_line(
         raise TrainingDataError("line is not a JSON object", path=path, line=line)
     text = _require(obj, "text", str, path=path, line=line)
     intent = _require(obj, "intent", str, path=path, line=line)
-    _no_lone_surrogates(text, "text", path, line)
-    _no_lone_surrogates(intent, "intent", path, line)
     raw_entities = obj.get("entities", [])
     if not isinstance(raw_entities, list):
         raise TrainingDataError("'entities' must be a list", path=path, line=line, field="entities")
@@ -141,8 +106,8 @@ def _parse_entity(
         ("role", role),
         ("group", group),
     ):
-        if isinstance(item, str):
-            _no_lone_surrogates(item, f"{where}.{key}", path, line)
+        if isinstance(item, str):  # make_example checks these too, less precisely
+            check_no_lone_surrogates(item, f"{where}.{key}", path, line)
     return EntitySpan(
         start=start,
         end=end,
@@ -151,24 +116,6 @@ def _parse_entity(
         role=str(role) if role is not None else None,
         group=str(group) if group is not None else None,
     )
-
-
-def _no_lone_surrogates(value: str, field: str, path: Path | str | None, line: int | None) -> None:
-    # A JSON escape such as "\ud800" without its pair decodes to a lone surrogate:
-    # not a character, so nothing downstream (the CRF, saving the model) can encode it.
-    if value.isascii():
-        return
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise TrainingDataError(
-            f"contains a lone surrogate (U+{ord(value[exc.start]):04X}) at character "
-            f"{exc.start}, which is not a character",
-            path=path,
-            line=line,
-            field=field,
-            hint="write the character itself, or both halves of a \\ud83d\\ude00-style pair",
-        ) from None
 
 
 def _require(

@@ -41,7 +41,12 @@ import yaml
 
 from intentbridge.errors import TrainingDataError
 from intentbridge.understanding.annotation import format_annotated, parse_annotated
-from intentbridge.understanding.data import TrainingData, TrainingExample, make_example
+from intentbridge.understanding.data import (
+    TrainingData,
+    TrainingExample,
+    make_example,
+    read_utf8,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +87,9 @@ _NOT_IN_BLOCK = re.compile(
 
 
 def read_rasa_yaml(path: Path | str) -> TrainingData:
-    """Read a Rasa NLU YAML file."""
+    """Read a Rasa NLU YAML file (UTF-8, as :func:`~.data.read_utf8` reads it)."""
     p = Path(path)
-    try:
-        source = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise TrainingDataError(f"cannot read file: {exc.strerror}", path=p) from exc
-    return parse_rasa_yaml(source, path=str(p))
+    return parse_rasa_yaml(read_utf8(p), path=str(p))
 
 
 def parse_rasa_yaml(source: str, *, path: str | None = None) -> TrainingData:

@@ -75,15 +75,23 @@ def _marks() -> list[tuple[int, int]]:
 
 
 _UNSPACED = _char_class(list(_UNSPACED_BLOCKS))
-_WORD = rf"[^\W{_UNSPACED}]"  # a word character of a spaced script
+
+
+def _words(word: str) -> str:
+    """A word of ``word`` characters, keeping inner "." "," ":" "/" and apostrophes."""
+    return rf"{word}+(?:(?:[.,:/]|['’](?![sS]\b)){word}+)*"
+
+
 # A possessive "'s" is its own token so "Aldean's" yields the entity "Aldean".
+_OTHER = r"|['’][sS]\b|[^\w\s]"
 _TOKEN = re.compile(
-    rf"{_WORD}+(?:(?:[.,:/]|['’](?![sS]\b)){_WORD}+)*"
-    rf"|[{_UNSPACED}][{_char_class(_marks())}]*"
-    r"|['’][sS]\b|[^\w\s]"
+    _words(rf"[^\W{_UNSPACED}]")  # word characters of spaced scripts
+    + rf"|[{_UNSPACED}][{_char_class(_marks())}]*"
+    + _OTHER
 )
-# The same for text without unspaced scripts, e.g. all ASCII: a third faster
-_SPACED_TOKEN = re.compile(r"\w+(?:(?:[.,:/]|['’](?![sS]\b))\w+)*|['’][sS]\b|[^\w\s]")
+# ASCII text has no unspaced script, so plain \w serves: tokenize about 4% faster
+# on ordinary English messages (the regex alone about 13%)
+_ASCII_TOKEN = re.compile(_words(r"\w") + _OTHER)
 
 
 class Token(NamedTuple):
@@ -106,5 +114,5 @@ def tokenize(text: str) -> list[Token]:
     >>> [t.text for t in tokenize("我想去北京")]
     ['我', '想', '去', '北', '京']
     """
-    pattern = _SPACED_TOKEN if text.isascii() else _TOKEN
+    pattern = _ASCII_TOKEN if text.isascii() else _TOKEN
     return [Token(m.group(), m.start(), m.end()) for m in pattern.finditer(text)]
