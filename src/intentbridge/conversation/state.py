@@ -1,9 +1,9 @@
 """Per-sender conversation state and its JSON form.
 
 The state is what survives between turns and across restarts: the frame being filled,
-slots, the last completed operation (for "and savings?"), the last money-moving call
-carried out (so a late "yes" is told it was done), recent turns, and the ids of
-messages already handled (so a client's retry is not handled twice).
+slots, the last completed operation (for "and savings?"), the reply to the last
+money-moving call carried out (so a late "yes" is told it was done), recent turns,
+and the ids of messages already handled (so a client's retry is not handled twice).
 """
 
 from __future__ import annotations
@@ -66,10 +66,10 @@ class Conversation:
     """Recent message ids with the replies they got: a client's retry gets them again."""
     outbox: list[dict[str, Any]] = field(default_factory=list)
     turn_count: int = 0
-    completed: dict[str, Any] | None = None
-    """The money-moving call last carried out, and the reply that reported it
-    (``operation``, ``key``, ``reply``), until another request starts: a "yes" that
-    comes after it is answered with it, never acted on again."""
+    completed_reply: str | None = None
+    """The reply that reported the money-moving call last carried out, until another
+    request starts: a "yes" that comes after it is answered with it, never acted on
+    again."""
 
     def remember_turn(self, turn: Turn, keep: int) -> None:
         self.turns.append(turn)
@@ -128,7 +128,7 @@ class Conversation:
             "handled_messages": self.handled_messages,
             "outbox": self.outbox,
             "turn_count": self.turn_count,
-            "completed": self.completed,
+            "completed_reply": self.completed_reply,
         }
 
     @classmethod
@@ -157,14 +157,12 @@ class Conversation:
             handled_messages=[h for h in data.get("handled_messages", []) if isinstance(h, dict)],
             outbox=list(data.get("outbox", [])),
             turn_count=int(data.get("turn_count", 0)),
-            completed=_completed(data.get("completed")),
+            completed_reply=_str_or_none(data.get("completed_reply")),
         )
 
 
-def _completed(raw: Any) -> dict[str, Any] | None:
-    if isinstance(raw, dict) and isinstance(raw.get("reply"), str):
-        return dict(raw)
-    return None
+def _str_or_none(raw: Any) -> str | None:
+    return raw if isinstance(raw, str) else None
 
 
 def encode_value(value: Any) -> Any:

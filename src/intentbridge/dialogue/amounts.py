@@ -1,16 +1,19 @@
 """Which number of a message is the amount, read together with the words around it.
 
 The NLU may label several spans of one message as the amount ("pay Carol for invoice
-12 the amount of 5 euros") and reads each span on its own, so it cannot see the sign
-before it ("-5 euros"), the exponent around it ("1e-3 euros") or the suffix after it
+12 the amount of 5 euros") and reads each span on its own. The money extractor keeps a
+sign written inside its span ("-5 euros" is -5) and reads no digit of "1e-3", but a span
+cannot show what is around it: a sign before a bare number ("-5", which the number
+extractor reads as 5), an operator ("7*7 euros" gives "7" and "7 euros") or a suffix
 ("on the 3rd"). :func:`pick_amount` looks at the message text around each candidate:
 
-- a minus before the amount ("-5 euros", "€-5", "-€5", "minus 5 euros") makes it
-  negative, so that validation refuses it ("must be more than zero") instead of the
-  sign being lost;
+- a negative amount ("-5 euros", "€-5", "-€5", "minus 5 euros", or a minus before the
+  span) is taken as such, so that validation refuses it ("must be more than zero")
+  instead of the sign being lost;
 - a number glued to operators, exponent notation, quotes, braces or other digits and
-  letters ("7*7", "1e-3", "{{7*7}}", "'1'") is not an amount: read as one it would be
-  a guess, so it is refused unless a clean amount with a currency is also there;
+  letters ("7*7", "{{7*7}}", "'1'") is not an amount: read as one it would be a guess,
+  so it is refused unless a clean amount with a currency is also there; when no entity
+  was found at all ("1e-3 euros"), :func:`unread_amount` says why;
 - an ordinal ("the 3rd", "12th") or a bare reference number ("invoice 12", "#12") is
   never an amount;
 - of the rest, an amount with a currency beats a bare number, and two different
@@ -153,10 +156,7 @@ def read_free_text(text: str) -> str | Unclear:
     if found is None:
         return text
     whole, part = found.groups()
-    english = Decimal(f"{whole}.{part}")
-    if english == round(english, 2):
-        english = english.quantize(Decimal("0.01"))
-    return Unclear(shown=text.strip(), options=(Money(english), Money(Decimal(whole + part))))
+    return Unclear(shown=text.strip(), options=_both_readings(whole, part, None))
 
 
 def _read(text: str, ent: Entity) -> _Reading:
@@ -213,8 +213,14 @@ def _dot_thousands(reading: _Reading) -> tuple[Any, ...] | None:
     amount = value.amount if isinstance(value, Money) else Decimal(value)
     if amount != Decimal(f"{whole}.{part}"):
         return None  # the extractor read it some other way ("1.500k")
-    currency = _currency(value)
-    english = amount.quantize(Decimal("0.01")) if amount == round(amount, 2) else amount
+    return _both_readings(whole, part, _currency(value))
+
+
+def _both_readings(whole: str, part: str, currency: str | None) -> tuple[Money, Money]:
+    """Both readings of "1.500": 1.50 (shown with cents when it has no more) and 1,500."""
+    english = Decimal(f"{whole}.{part}")
+    if english == round(english, 2):
+        english = english.quantize(Decimal("0.01"))
     return (Money(english, currency), Money(Decimal(whole + part), currency))
 
 

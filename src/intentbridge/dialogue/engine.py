@@ -215,16 +215,16 @@ class DialogueEngine:
     async def _start(self, turn: Turn, op_name: str) -> None:
         frame = Frame(operation=op_name)
         turn.conversation.frame = frame
-        turn.conversation.completed = None  # a new request: a later "yes" is about it
+        turn.conversation.completed_reply = None  # a new request: a later "yes" is about it
         op = self.config.operations[op_name]
         await self._fill(turn, frame, op, free_text=False)
         await self._advance(turn, frame)
 
     def _nothing_to_confirm(self, turn: Turn) -> None:
         """A "yes" with no question open; maybe a retry of one already acted on."""
-        done = turn.conversation.completed
+        done = turn.conversation.completed_reply
         if done is not None:
-            turn.say(self._render(self._responses["already_done"], turn, reply=done["reply"]))
+            turn.say(self._render(self._responses["already_done"], turn, reply=done))
             return
         turn.say(self._render(self._responses["nothing_to_confirm"], turn))
 
@@ -511,7 +511,7 @@ class DialogueEngine:
         if result.ok and op.moves_money:
             # a later stray "yes" (a client that lost this answer and retries) is told
             # it was done, not sent to the fallback, and nothing runs twice
-            conv.completed = {"operation": frame.operation, "key": key, "reply": text.strip()}
+            conv.completed_reply = text.strip()
 
     def _outcome_template(self, result: Result) -> str:
         if result.ok:
@@ -534,7 +534,7 @@ class DialogueEngine:
         if not _assign_entities(op, interp, frame):
             return False
         conv.frame = frame
-        conv.completed = None
+        conv.completed_reply = None
         await self._fill(turn, frame, op, free_text=False)
         if conv.frame is not frame:
             return True
@@ -614,18 +614,15 @@ def _assignment(op: Operation, interp: Interpretation, frame: Frame) -> tuple[di
     entity_params = {n: p for n, p in op.parameters.items() if p.source == "entity"}
 
     def take(name: str, match: Callable[[Entity], bool]) -> None:
-        param = entity_params[name]
-        if param.type not in _NUMERIC:
-            for i, ent in enumerate(entities):
-                if i not in used and match(ent):
-                    used.add(i)
-                    out[name] = ent.value
-                    return
-            return
-        # every mention meant for a number is weighed, not just the first one
         found = [i for i, ent in enumerate(entities) if i not in used and match(ent)]
         if not found:
             return
+        param = entity_params[name]
+        if param.type not in _NUMERIC:
+            used.add(found[0])
+            out[name] = entities[found[0]].value
+            return
+        # every mention meant for a number is weighed, not just the first one
         used.update(found)
         value = pick_amount(interp.text, [entities[i] for i in found], money=param.type == "money")
         if value is not None:
@@ -663,7 +660,7 @@ def _assignment(op: Operation, interp: Interpretation, frame: Frame) -> tuple[di
 def _show(value: Any, param: Parameter) -> Any:
     """A value as a reply shows it: amounts in plain decimals, never "1E-27"."""
     if isinstance(value, Money):
-        return format_money(value.amount, value.currency or param.default_currency)
+        return format_money(value, param.default_currency)
     if isinstance(value, float):
         value = Decimal(str(value))
     if isinstance(value, Decimal):

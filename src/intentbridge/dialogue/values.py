@@ -14,9 +14,8 @@ from typing import Any
 
 from intentbridge.project.schema import Parameter
 from intentbridge.types import Money
+from intentbridge.understanding.extractors.money import MAX_AMOUNT
 
-_HUGE_DIGITS = 15
-"""Amounts with more digits before the point than this are refused outright."""
 _NUMBER = re.compile(r"^[-+]?\d{1,3}(?:[,\s]\d{3})*(?:\.\d+)?$|^[-+]?\d+(?:\.\d+)?$")
 
 
@@ -100,8 +99,9 @@ def _check(param: Parameter, value: Any) -> Any | Invalid:
         amount = value.amount
         if not amount.is_finite() or amount <= 0:
             return Invalid("the amount must be more than zero")
-        if amount.adjusted() >= _HUGE_DIGITS:
-            # no one moves a quadrillion; and cents of a 30-digit sum overflow the context
+        if amount >= MAX_AMOUNT:
+            # the extractor's bound, for numbers it did not read as money: no one moves a
+            # quadrillion, and cents of a 30-digit sum overflow the decimal context
             if param.max is not None:
                 return Invalid(f"the largest amount is {param.max:g}")
             return Invalid("that amount is too large")
