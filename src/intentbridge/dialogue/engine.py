@@ -38,24 +38,6 @@ SWITCH_CONFIDENCE = 0.6
 """An intent this sure may abandon the frame being filled and start its own operation."""
 _NUMERIC = ("money", "number", "integer")
 
-DEFAULT_RESPONSES = {
-    "nothing_to_confirm": "There's nothing waiting for your confirmation right now.",
-    "already_done": "That has already been done, and I haven't done it again: {{ reply }}",
-    "lookup_not_found": (
-        "I couldn't find anything on record for you, so I can't do that. Nothing was done."
-    ),
-    "which_value": (
-        "I'm not sure which {{ parameter | replace('_', ' ') }} you mean: "
-        "{{ options | join(' or ') }}."
-    ),
-    "unreadable": (
-        "{{ value }} isn't a valid {{ parameter | replace('_', ' ') }}: please write it in "
-        "plain digits, like 12.50."
-    ),
-}
-"""Replies the engine needs beyond :class:`~intentbridge.project.schema.Responses`;
-a project overrides any of them under ``responses`` in ``bot.yaml``."""
-
 
 @dataclass(frozen=True, slots=True)
 class _LookupFailed:
@@ -98,7 +80,7 @@ class DialogueEngine:
         self._cancel = set(d.cancel_intents)
         self._help = set(d.help_intents)
         self._inform = set(d.inform_intents)
-        self._responses = {**DEFAULT_RESPONSES, **config.responses.model_dump()}
+        self._responses = config.responses.model_dump()
 
     # --- entry point -------------------------------------------------------------------
 

@@ -510,6 +510,19 @@ class Responses(_Strict):
         "You're sending messages faster than I can keep up with. Please wait a moment."
     )
     error: str = "Something went wrong on my side. Please try again."
+    nothing_to_confirm: str = "There's nothing waiting for your confirmation right now."
+    already_done: str = "That has already been done, and I haven't done it again: {{ reply }}"
+    lookup_not_found: str = (
+        "I couldn't find anything on record for you, so I can't do that. Nothing was done."
+    )
+    which_value: str = (
+        "I'm not sure which {{ parameter | replace('_', ' ') }} you mean: "
+        "{{ options | join(' or ') }}."
+    )
+    unreadable: str = (
+        "{{ value }} isn't a valid {{ parameter | replace('_', ' ') }}: please write it in "
+        "plain digits, like 12.50."
+    )
 
 
 class IncomingWebhook(_Strict):
