@@ -42,6 +42,12 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from intentbridge.types import Entity, Money
+from intentbridge.understanding.extractors.money import (
+    CURRENCY_CODE,
+    CURRENCY_MENTION,
+    CURRENCY_SYMBOL,
+    CURRENCY_WORD,
+)
 
 Kind = Literal["plain", "negative", "garbled", "not_amount"]
 
@@ -54,8 +60,8 @@ _REFERENCE_BEFORE = re.compile(
     r"(?:[#\u2116]|\b(?:invoice|order|ref|reference|ticket|no\.|nr\.?)\s*[#:]?\s*)$",
     re.IGNORECASE,
 )
-_CURRENCY_CODE = r"\b(?:eur|usd|gbp|chf|jpy|cad|aud|sek|nok|dkk|pln|inr|cny)\s?"
-_CURRENCY_SYMBOL = r"(?:[€$£¥₹₣]|US\$)\s?"
+_CURRENCY_CODE = rf"\b(?:{CURRENCY_CODE})\s?"
+_CURRENCY_SYMBOL = rf"(?:{CURRENCY_SYMBOL}|US\$)\s?"
 _CURRENCY = rf"(?:{_CURRENCY_SYMBOL}|{_CURRENCY_CODE})"
 # a minus right before the amount, maybe with a currency before or after it
 _SIGN_BEFORE = re.compile(
@@ -64,13 +70,11 @@ _SIGN_BEFORE = re.compile(
 _THREE_AFTER_DOT = re.compile(r"(?<![\d.,])([1-9]\d{0,2})\.(\d{3})(?![\d.,])")
 # Something with digits that the NLU did not read, next to a currency: "1e-3 euros",
 # "5e2 €", "€0x10". Only to explain why no amount was taken, never to read one.
-_MONEY_WORDS = r"euros?|eur|dollars?|usd|bucks?|pounds?|gbp|quid|sterling|francs?|chf|yen|jpy"
 _UNREAD_RUN = re.compile(
-    rf"(?<!\S)(?:[€$£¥₹₣]\s?)?(?P<run>\S*\d\S*)"
-    rf"(?:\s?(?:[€$£¥₹₣]|\b(?:{_MONEY_WORDS})\b))?",
+    rf"(?<!\S)(?:{CURRENCY_SYMBOL}\s?)?(?P<run>\S*\d\S*)"
+    rf"(?:\s?(?:{CURRENCY_SYMBOL}|\b(?:{CURRENCY_WORD})\b))?",
     re.IGNORECASE,
 )
-_CURRENCY_NEAR = re.compile(rf"[€$£¥₹₣]|\b(?:{_MONEY_WORDS})\b", re.IGNORECASE)
 _PLAIN_NUMBER = re.compile(
     r"\d{1,3}(?:[.,]\d{3})*(?:[.,]\d+)?|\d+(?:[.,]\d+)?|\d+(?:st|nd|rd|th)", re.IGNORECASE
 )
@@ -142,7 +146,7 @@ def unread_amount(text: str, entities: Sequence[Entity]) -> Unclear | None:
         run = m.group("run")
         if _PLAIN_NUMBER.fullmatch(run.strip("€$£¥₹₣.,!?;:()")):
             continue
-        if not _CURRENCY_NEAR.search(m.group()):
+        if not CURRENCY_MENTION.search(m.group()):
             continue
         if any(e.start < m.end() and e.end > m.start() for e in entities):
             continue

@@ -66,9 +66,12 @@ _PREFIX_CODES = (
     "cny",
 )
 
-_SYMBOL = "[" + re.escape("".join(_SYMBOLS)) + "]"
-_WORD = "|".join(sorted((re.escape(w) for w in _WORDS), key=len, reverse=True))
-_CODE = "|".join(_PREFIX_CODES)
+# The currency vocabulary as regex fragments, shared with the dialogue's reading of
+# the text around an amount (dialogue/amounts.py)
+CURRENCY_SYMBOL = "[" + re.escape("".join(_SYMBOLS)) + "]"
+CURRENCY_WORD = "|".join(sorted((re.escape(w) for w in _WORDS), key=len, reverse=True))
+CURRENCY_CODE = "|".join(_PREFIX_CODES)
+_SYMBOL, _WORD, _CODE = CURRENCY_SYMBOL, CURRENCY_WORD, CURRENCY_CODE
 # A minus sign: a hyphen, an en dash or U+2212. It counts only at the start of a word,
 # and not after a number and a space ("5 - 3 euros" is arithmetic, not minus three).
 _DASH = "[-\u2013\u2212]"
@@ -80,7 +83,8 @@ _MONEY_RE = re.compile(
     rf"|(?P<s3>{_SIGN})?(?P<n2>{NUMBER_PATTERN})\s?(?:(?P<sym>{_SYMBOL})|(?P<word>(?:{_WORD}))\b)",
     re.IGNORECASE,
 )
-_CURRENCY_ONLY = re.compile(rf"{_SYMBOL}|\b(?:{_WORD})\b", re.IGNORECASE)
+CURRENCY_MENTION = re.compile(rf"{_SYMBOL}|\b(?:{_WORD})\b", re.IGNORECASE)
+"""A currency symbol or word anywhere (no amount needed)."""
 _SIGN_BEFORE = re.compile(rf"{_SIGN_START}{_SIGN}$", re.IGNORECASE)
 # Every place a money match can begin: a sign, a currency marker, a digit run, a
 # number word or the "a"/"an" before one (zero-width, so each such position is reported)
@@ -119,7 +123,7 @@ def parse_money(text: str) -> Money | None:
         return None
     if _SIGN_BEFORE.search(text, 0, number.start()):
         amount = -amount
-    cur = _CURRENCY_ONLY.search(text)
+    cur = CURRENCY_MENTION.search(text)
     return Money(amount, _currency(cur.group()) if cur else None)
 
 
