@@ -32,7 +32,7 @@ MAX_MESSAGE_CHARS = 4000
 MAX_BODY_BYTES = 64 * 1024  # a message, an id and some metadata; never megabytes
 MAX_JSON_DEPTH = 32  # the body object is level 1; metadata deeper than this is no chat
 _TOO_DEEP = f"the body nests objects and arrays more than {MAX_JSON_DEPTH} levels deep"
-_NOT_UNICODE = (
+NOT_UNICODE = (
     "text must be valid Unicode: a \\ud800-\\udfff escape is only allowed as half of a "
     "surrogate pair"
 )
@@ -221,14 +221,15 @@ def _check_json(data: Any) -> None:
                 if isinstance(key, str):
                     if depth == 1:
                         inner = key if key in fields else None
-                    if not _unicode(key):
-                        raise _invalid("string_unicode", _NOT_UNICODE, inner)
+                    if not is_unicode(key):
+                        raise _invalid("string_unicode", NOT_UNICODE, inner)
                 todo.append((item, depth + 1, inner))
-        elif isinstance(value, str) and not _unicode(value):
-            raise _invalid("string_unicode", _NOT_UNICODE, field)
+        elif isinstance(value, str) and not is_unicode(value):
+            raise _invalid("string_unicode", NOT_UNICODE, field)
 
 
-def _unicode(text: str) -> bool:
+def is_unicode(text: str) -> bool:
+    """Whether UTF-8 can carry ``text`` (no lone surrogate such as ``"\\ud800"``)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -1,8 +1,9 @@
 """Incoming webhooks: ``POST /webhooks/in/{source}`` becomes a message in a conversation.
 
 Checked in this order, each failure answered without side effects: a known source,
-a body within size, a valid signature with a fresh timestamp, JSON, an event id seen
-for the first time. Only then is the event rendered into the user's outbox.
+a body within size, a valid signature with a fresh timestamp, JSON holding only
+Unicode text, an event id seen for the first time. Only then is the event rendered
+into the user's outbox.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any
 import jmespath
 import structlog
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 
+from intentbridge.channels.rest import NOT_UNICODE, is_unicode
 from intentbridge.integration.signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -65,6 +68,12 @@ def webhook_router(
             raise HTTPException(400, "body nests JSON too deeply") from None
         if not isinstance(event, dict):
             raise HTTPException(400, "the event must be a JSON object")
+        if not _is_unicode(event):
+            log.warning("webhook_rejected", source=source, reason="lone surrogate in the event")
+            # the REST channel's answer to the same body: FastAPI's 422, without the value
+            raise RequestValidationError(
+                [{"type": "string_unicode", "loc": ("body",), "msg": NOT_UNICODE}]
+            )
         event_id = jmespath.search(settings.event_id, event)
         user_id = jmespath.search(settings.user, event)
         if not isinstance(event_id, str | int) or not isinstance(user_id, str) or not user_id:
@@ -74,7 +83,7 @@ def webhook_router(
             )
         if not await store().remember_event(source, str(event_id)):
             log.info("webhook_replay", source=source, event_id=str(event_id))
-            raise HTTPException(409, f"event {event_id} was already received")
+            raise HTTPException(409, "an event with this id was already received")
         kind = jmespath.search(settings.event_type, event)
         template = settings.messages.get(str(kind))
         if template is None:
@@ -86,3 +95,25 @@ def webhook_router(
         return {"status": "delivered", "id": str(event_id)}
 
     return router
+
+
+def _is_unicode(event: dict[str, Any]) -> bool:
+    """False when a key or string anywhere in ``event`` holds a lone surrogate.
+
+    JSON's syntax allows ``"\\ud800"``, and json.loads decodes UTF-8-encoded
+    surrogates too: such a string is no text, and a store, a log line or a reply
+    that meets it fails.
+
+    A loop, not recursion: the event may nest as deep as json.loads allows.
+    """
+    todo: list[Any] = [event]
+    while todo:
+        value = todo.pop()
+        if isinstance(value, dict):
+            todo.extend(value)
+            todo.extend(value.values())
+        elif isinstance(value, list):
+            todo.extend(value)
+        elif isinstance(value, str) and not is_unicode(value):
+            return False
+    return True
