@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from decimal import Decimal
 
 import pytest
@@ -445,3 +446,175 @@ def test_signed_amounts_are_read_with_their_sign(amount: Decimal, form: str) -> 
     text = "move " + form.format(amount) + " to savings"
     ent = only(MoneyExtractor().extract(text))
     assert ent.value.amount == -amount
+
+
+# --- ranges: two numbers, each with its own span --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("between one and two", [(1, "one"), (2, "two")]),
+        ("one or two", [(1, "one"), (2, "two")]),
+        ("two to three", [(2, "two"), (3, "three")]),
+        ("between 5 and ten", [(5, "5"), (10, "ten")]),
+        ("Between One And Two", [(1, "One"), (2, "Two")]),
+        ("between twenty and thirty-five", [(20, "twenty"), (35, "thirty-five")]),
+        ("between one and two and a half", [(1, "one"), (Decimal("2.5"), "two and a half")]),
+        ("between a dozen and two", [(12, "a dozen"), (2, "two")]),
+        (
+            "between a hundred and five and two hundred",
+            [(105, "a hundred and five"), (200, "two hundred")],
+        ),
+        (
+            "between one hundred and two hundred and five",
+            [(100, "one hundred"), (205, "two hundred and five")],
+        ),
+        # one cardinal stays one number, after "between" too
+        ("between one hundred and two", [(102, "one hundred and two")]),
+    ],
+)
+def test_a_range_of_number_words_is_two_numbers_with_their_own_spans(
+    text: str, expected: list[tuple[int | Decimal, str]]
+) -> None:
+    found = NumberExtractor().extract(f"about {text} of them")
+    assert [(e.value, e.text) for e in found] == expected
+    for ent in found:
+        assert f"about {text} of them"[ent.start : ent.end] == ent.text
+
+
+@pytest.mark.parametrize("text", ["one and two", "one two three", "twenty and thirty"])
+def test_without_between_an_and_joins_no_range(text: str) -> None:
+    """ "one and two" alone is no cardinal and no range: still no number."""
+    assert NumberExtractor().extract(f"about {text} of them") == []
+
+
+@given(
+    st.integers(0, 10**12 - 1).filter(lambda n: n % 100 != 0),
+    st.integers(0, 10**12 - 1),
+    st.sampled_from(["-", " "]),
+)
+def test_between_two_numbers_in_words_reads_both(low: int, high: int, sep: str) -> None:
+    """The lower bound ends in a unit or tens word, so "and" cannot join it to the upper."""
+    words = (in_words(low, sep), in_words(high, sep))
+    text = f"between {words[0]} and {words[1]} euros"
+    found = NumberExtractor().extract(text)
+    assert [(e.value, e.text) for e in found] == [(low, words[0]), (high, words[1])]
+    assert [text[e.start : e.end] for e in found] == list(words)
+
+
+_RANGE_WORDS = [
+    "between", "and", "or", "to", "a", "an", "half", "one", "two", "three", "twelve",
+    "twenty", "ninety", "hundred", "thousand", "billion", "dozen", "zero", "5", "1,250.50",
+    "2k", "x", "-", ",",
+]  # fmt: skip
+_RANGE_TEXT = st.lists(
+    st.tuples(
+        st.sampled_from(_RANGE_WORDS) | st.text(max_size=3), st.sampled_from([" ", "  ", "-", ""])
+    ),
+    max_size=14,
+).map(lambda parts: "".join(w + s for w, s in parts))
+
+
+@settings(max_examples=400)
+@given(_RANGE_TEXT)
+def test_number_spans_slice_the_text_to_the_number_they_report(text: str) -> None:
+    """Each span is exactly the words of its value: finite, ordered, never overlapping."""
+    end = 0
+    for ent in NumberExtractor().extract(text):
+        assert text[ent.start : ent.end] == ent.text
+        assert ent.text == ent.text.strip() and ent.start >= end
+        end = ent.end
+        assert isinstance(ent.value, int) or ent.value.is_finite()
+        assert parse_number(ent.text) == ent.value
+
+
+# --- fractions: "½ euro" is half a euro; NaN and infinity are never amounts ----------
+
+_HALVES = {"½": Decimal("0.5"), "¼": Decimal("0.25"), "¾": Decimal("0.75")}
+
+
+@pytest.mark.parametrize(
+    ("text", "span", "amount"),
+    [
+        ("move ½ euro to savings", "½ euro", "0.50"),
+        ("send €¼ now", "€¼", "0.25"),
+        ("pay ¾ euros", "¾ euros", "0.75"),
+        ("move 1½ euros to savings", "1½ euros", "1.50"),
+        ("move 2 ½ euros to savings", "2 ½ euros", "2.50"),
+        ("EUR 10¾ to Bob", "EUR 10¾", "10.75"),
+        ("move -½ euro to savings", "-½ euro", "-0.50"),
+        ("move minus 1¼ euros to savings", "minus 1¼ euros", "-1.25"),
+    ],
+)
+def test_a_fraction_of_a_currency_unit_is_read_exactly(text: str, span: str, amount: str) -> None:
+    ent = only(MoneyExtractor().extract(text))
+    assert (ent.text, ent.value) == (span, Money(Decimal(amount), "EUR"))
+    assert text[ent.start : ent.end] == span
+    assert parse_money(span) == Money(Decimal(amount), "EUR")
+
+
+@given(
+    st.integers(0, 10**16),
+    st.sampled_from(sorted(_HALVES)),
+    st.sampled_from(["", " "]),
+    st.sampled_from(["send {} euros", "€{} please", "EUR {} to Bob", "{}$ for bob"]),
+)
+def test_a_whole_number_and_a_fraction_read_back_within_the_limit(
+    whole: int, fraction: str, space: str, message: str
+) -> None:
+    written = f"{whole}{space}{fraction}" if whole else fraction
+    money = MoneyExtractor().extract(message.format(written))
+    expected = whole + _HALVES[fraction]
+    if expected < MAX_AMOUNT:
+        assert only(money).value.amount == expected
+        assert parse_money(written) == Money(expected, None)
+    else:
+        assert money == []
+
+
+@pytest.mark.parametrize(
+    "text", ["⅓ euro", "1⅛ euros", "½½ euro", "½5 euros", "1.5½ euros", "x½ euro", "½"]
+)
+def test_fractions_that_are_no_whole_cents_or_no_amount_are_not_money(text: str) -> None:
+    assert MoneyExtractor().extract(text) == []
+
+
+@given(
+    st.sampled_from(
+        ["NaN", "nan", "sNaN", "inf", "Inf", "Infinity", "-inf", "+Infinity", "\u221e", "-\u221e"]
+    ),
+    st.sampled_from(["{} euros", "€{}", "EUR {}", "send {} dollars", "{}"]),
+)
+def test_nan_and_infinity_are_never_money(word: str, message: str) -> None:
+    """Decimal and float read them; an amount of money they are not."""
+    text = message.format(word)
+    assert MoneyExtractor().extract(text) == []
+    assert parse_money(text) is None
+    assert NumberExtractor().extract(text) == []
+
+
+#: The most words a cardinal can have (31): an article, four groups of six words, three
+#: scale words and "and a half".
+LONGEST_CARDINAL = (
+    "a twenty-five hundred and ninety-nine billion and nine hundred and ninety-nine million"
+    " and nine hundred and ninety-nine thousand and nine hundred and ninety-nine and a half"
+)
+
+
+def test_the_longest_cardinals_still_make_a_range() -> None:
+    text = f"between {LONGEST_CARDINAL} and {LONGEST_CARDINAL.removeprefix('a ')}"
+    found = NumberExtractor().extract(text)
+    value = Decimal("2599999999999.5")
+    assert [(e.value, e.text) for e in found] == [
+        (value, LONGEST_CARDINAL),
+        (value, LONGEST_CARDINAL.removeprefix("a ")),
+    ]
+
+
+def test_a_long_run_after_between_is_no_number_and_is_read_in_linear_time() -> None:
+    """Trying every "and" of 20,000 would take minutes; the run is refused at once."""
+    text = "between " + " and ".join(["one"] * 20_000)
+    started = time.perf_counter()
+    assert NumberExtractor().extract(text) == []
+    assert time.perf_counter() - started < 5

@@ -14,6 +14,12 @@ are ``Money(Decimal("-5"), "EUR")``, so whoever uses the amount sees what was wr
 (the dialogue refuses amounts that are not more than zero). A dash is a sign only where
 it starts a word: in "1e-3", "5-6" or "x-5" it is not, and "3" of "1e-3" is no amount
 at all (see :data:`~intentbridge.understanding.extractors.numbers.DIGITS_PATTERN`).
+
+The fractions people type for halves and quarters are read where they make whole
+cents: "½ euro" is 0.50 EUR, "1½ euros" and "1 ½ euros" are 1.50 EUR, "€¾" is 0.75 EUR
+(see :data:`FRACTIONS`). Other fractions ("⅓ euro", "1⅛ euros") are not money: no
+amount of cents is exactly what they say. "NaN" and "inf", which ``float()`` and
+``Decimal()`` accept, are never numbers here.
 """
 
 from __future__ import annotations
@@ -28,12 +34,26 @@ from intentbridge.understanding.extractors.numbers import (
     NUMBER_PATTERN,
     NUMBER_RE,
     NUMBER_WORD_PATTERN,
+    parse_digits,
     parse_number,
 )
 
 #: Amounts from this on are not money (see the module docstring).
 MAX_AMOUNT = Decimal(10) ** 15
 _EXACT = Context(prec=MAX_DIGITS + 10)
+
+#: The fraction characters read in amounts, and their values: each a whole number of
+#: cents, so that "1½ euros" is exactly 1.50 EUR.
+FRACTIONS = {"½": Decimal("0.5"), "¼": Decimal("0.25"), "¾": Decimal("0.75")}
+# Whole digits, maybe a space, then the fraction ("½", "1½", "2 ½"), as a word of its
+# own. Digits glued in front ("1.5½", "x½") or after ("½5") make no amount. The digits
+# are atomic: fewer of them are followed by a digit, never by the fraction, so giving
+# them back one by one could not succeed (and would be quadratic in a long run).
+_FRACTION = "[" + "".join(FRACTIONS) + "]"
+_FRACTION_PATTERN = rf"(?<![\w.,])(?:(?>\d+)\s?)?{_FRACTION}(?![\w.,]*\d)"
+# the fraction first: "10" alone would do where "10¾" is written
+_AMOUNT_PATTERN = rf"(?:{_FRACTION_PATTERN}|{NUMBER_PATTERN})"
+_AMOUNT_RE = re.compile(_AMOUNT_PATTERN, re.IGNORECASE)
 
 _SYMBOLS = {"€": "EUR", "$": "USD", "£": "GBP", "¥": "JPY", "₹": "INR", "₣": "CHF"}
 _WORDS = {
@@ -79,8 +99,8 @@ _SIGN_START = r"(?<![\w.,+*/^=<>%\-\u2013\u2212])(?<!\d\s)"
 _SIGN = rf"(?:{_DASH}\s?|\b(?:minus|negative)\s+)"
 _MONEY_RE = re.compile(
     rf"(?P<s1>{_SIGN})?(?P<pre>{_SYMBOL}|US\$|\b(?:{_CODE})\b)\s?(?P<s2>{_DASH}\s?)?"
-    rf"(?P<n1>{NUMBER_PATTERN})"
-    rf"|(?P<s3>{_SIGN})?(?P<n2>{NUMBER_PATTERN})\s?(?:(?P<sym>{_SYMBOL})|(?P<word>(?:{_WORD}))\b)",
+    rf"(?P<n1>{_AMOUNT_PATTERN})"
+    rf"|(?P<s3>{_SIGN})?(?P<n2>{_AMOUNT_PATTERN})\s?(?:(?P<sym>{_SYMBOL})|(?P<word>(?:{_WORD}))\b)",
     re.IGNORECASE,
 )
 CURRENCY_MENTION = re.compile(rf"{_SYMBOL}|\b(?:{_WORD})\b", re.IGNORECASE)
@@ -90,7 +110,7 @@ _SIGN_BEFORE = re.compile(rf"{_SIGN_START}{_SIGN}$", re.IGNORECASE)
 # number word or the "a"/"an" before one (zero-width, so each such position is reported)
 _STARTS = re.compile(
     rf"{_SIGN_START}(?={_SIGN})"
-    rf"|(?={_SYMBOL}|US\$|\b(?:{_CODE})\b)|(?<![\w.,])(?=\d)"
+    rf"|(?={_SYMBOL}|US\$|\b(?:{_CODE})\b)|(?<![\w.,])(?=\d|{_FRACTION})"
     rf"|\b(?=an?[\s-]|(?:{NUMBER_WORD_PATTERN})\b)",
     re.IGNORECASE,
 )
@@ -115,10 +135,10 @@ def parse_money(text: str) -> Money | None:
     m = next(_matches(text), None)
     if m is not None:
         return _from_match(m)
-    number = NUMBER_RE.search(text)
+    number = _AMOUNT_RE.search(text)
     if number is None:
         return None
-    amount = parse_number(number.group())
+    amount = _parse_amount(number.group())
     if amount is None or amount >= MAX_AMOUNT:
         return None
     if _SIGN_BEFORE.search(text, 0, number.start()):
@@ -156,18 +176,30 @@ def _from_match(m: re.Match[str]) -> Money | None:
     if m.group("pre"):
         pre = m.group("pre")
         currency = "USD" if pre.upper() == "US$" else _currency(pre)
-        amount = parse_number(m.group("n1"))
+        amount = _parse_amount(m.group("n1"))
         if m.group("s1") and m.group("s2"):
             return None  # "-€-5": no amount anyone writes
         negative = bool(m.group("s1") or m.group("s2"))
     else:
         currency = _currency(m.group("sym") or m.group("word"))
-        amount = parse_number(m.group("n2"))
+        amount = _parse_amount(m.group("n2"))
         negative = bool(m.group("s3"))
     if amount is None or amount >= MAX_AMOUNT:
         return None
     amount = _quantize(amount)
     return Money(-amount if negative else amount, currency)
+
+
+def _parse_amount(text: str) -> Decimal | None:
+    """A number as :func:`parse_number` reads it, or a whole and a fraction ("1½")."""
+    fraction = FRACTIONS.get(text[-1:])
+    if fraction is None:
+        return parse_number(text)
+    whole = text[:-1].strip()
+    if not whole:
+        return fraction
+    value = parse_digits(whole)
+    return None if value is None else value + fraction
 
 
 def _quantize(amount: Decimal) -> Decimal:

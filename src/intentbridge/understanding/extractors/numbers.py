@@ -4,7 +4,8 @@ The word parser is small on purpose: cardinals up to the billions, "a hundred",
 "two hundred and fifty", "two and a half". It is what people type into a banking
 chat, not a general number grammar. A run of number words that is no cardinal —
 "one two three", "twenty twenty", "one billion billion" — is not a number (the
-match is dropped) rather than a guess such as the sum of its words.
+match is dropped) rather than a guess such as the sum of its words. The one
+exception is a range: after "between", "one and two" is the numbers 1 and 2.
 
 Digit strings are parsed exactly: arithmetic ("2k") runs in a decimal context wide
 enough for any accepted number, and a number has at most :data:`MAX_DIGITS` digits —
@@ -58,6 +59,14 @@ NUMBER_PATTERN = rf"(?:{DIGITS_PATTERN}|{WORDS_PATTERN})"
 #: :data:`NUMBER_PATTERN`, compiled as the extractors use it.
 NUMBER_RE = re.compile(NUMBER_PATTERN, re.IGNORECASE)
 _SPLIT = re.compile(r"[\s-]+")
+# where a run of number words may split into two numbers: "one and two"
+_AND = re.compile(r"[\s-]+and[\s-]+", re.IGNORECASE)
+_BETWEEN = "between"
+# The most words a cardinal that parse_number_words accepts can have: 31, as in "a
+# twenty-five hundred and ninety-nine billion and nine hundred and ninety-nine million
+# and ... and a half". A longer run is no range of two, and is not split: trying every
+# "and" of a long run would cost time quadratic in its length.
+_MAX_CARDINAL_WORDS = 31
 _DIGIT_STRING = re.compile(r"\d+(?:[.,]\d+)*")
 
 #: Digit strings with more digits than this are not numbers.
@@ -209,6 +218,8 @@ class NumberExtractor:
 
     >>> NumberExtractor().extract("send twenty-five")[0].value
     25
+    >>> [e.value for e in NumberExtractor().extract("between one and two")]
+    [1, 2]
     """
 
     name = "number"
@@ -218,16 +229,58 @@ class NumberExtractor:
         found: list[Entity] = []
         for m in NUMBER_RE.finditer(text):
             value = parse_number(m.group())
-            if value is None:
-                continue
-            found.append(
-                Entity(
-                    entity="number",
-                    value=as_python_number(value),
-                    start=m.start(),
-                    end=m.end(),
-                    text=m.group(),
-                    extractor="number",
-                )
-            )
+            if value is not None:
+                found.append(_entity(m.group(), value, m.start()))
+            elif _follows_between(text, m.start()):
+                found.extend(_range_bounds(m.group(), m.start()))
         return found
+
+
+def _entity(words: str, value: Decimal, start: int) -> Entity:
+    return Entity(
+        entity="number",
+        value=as_python_number(value),
+        start=start,
+        end=start + len(words),
+        text=words,
+        extractor="number",
+    )
+
+
+def _follows_between(text: str, start: int) -> bool:
+    """Whether the word "between" and whitespace come just before ``start``."""
+    end = start
+    while end and text[end - 1].isspace():
+        end -= 1
+    begin = end - len(_BETWEEN)
+    if end == start or begin < 0 or text[begin:end].lower() != _BETWEEN:
+        return False
+    return begin == 0 or not (text[begin - 1].isalnum() or text[begin - 1] == "_")
+
+
+def _range_bounds(run: str, start: int) -> list[Entity]:
+    """The two numbers of a range such as "one and two" found at ``start``; [] if unclear.
+
+    ``run`` is no cardinal as a whole. It is a range when exactly one of its "and"s
+    parts it into two cardinals, the second not opening with a scale word ("and
+    hundred" starts no number anyone says): "a hundred and five and two hundred" is
+    105 and 200. With no such "and", or several, it is no number, as before.
+    """
+    if len(_SPLIT.split(run)) > 2 * _MAX_CARDINAL_WORDS + 1:
+        return []
+    splits: list[tuple[int, int, Decimal, Decimal]] = []
+    for sep in _AND.finditer(run):
+        high = run[sep.end() :]
+        if _SPLIT.split(high.lower(), maxsplit=1)[0] in _SCALES:
+            continue
+        low_value = parse_number_words(run[: sep.start()])
+        high_value = None if low_value is None else parse_number_words(high)
+        if low_value is not None and high_value is not None:
+            splits.append((sep.start(), sep.end(), low_value, high_value))
+    if len(splits) != 1:
+        return []
+    [(low_end, high_start, low_value, high_value)] = splits
+    return [
+        _entity(run[:low_end], low_value, start),
+        _entity(run[high_start:], high_value, start + high_start),
+    ]
