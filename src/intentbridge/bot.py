@@ -219,20 +219,23 @@ class Bot:
         *,
         message_id: str,
         settles_key: str | None = None,
+        done_reply: str | None = None,
     ) -> None:
         """Queue a proactive message in a conversation's outbox.
 
         ``settles_key``: the message reports the outcome of the money-moving call with
         this idempotency key, so a frame still waiting on that call is closed.
+        ``done_reply``: that call was carried out, and this is its reply; while no other
+        request is open, a later "yes" is told it was already done (``already_done``)
+        rather than that nothing is waiting — however the news itself is delivered.
         """
         async with self.locks.hold(conversation_id):
             conv = await self._load(conversation_id, Identity(user_id=user_id))
-            if (
-                settles_key is not None
-                and conv.frame is not None
-                and conv.frame.idempotency_key == settles_key
-            ):
-                conv.frame = None
+            if settles_key is not None:
+                if conv.frame is not None and conv.frame.idempotency_key == settles_key:
+                    conv.frame = None
+                if done_reply and conv.frame is None:
+                    conv.completed_reply = done_reply
             conv.notify(text, now=time.time(), message_id=message_id)
             await self.store.save_conversation(conversation_id, conv.to_json())
 

@@ -161,3 +161,76 @@ def test_an_absurdly_large_amount_is_refused_not_a_crash(bot: BotClient, amount:
     reply = say(bot, f"move {amount} euros from checking to savings")
     assert "largest amount is 10000" in reply
     assert "went wrong" not in reply
+
+
+# --- 4. fractions of a euro, and words that are no number ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "amount"),
+    [
+        ("½ euro", "0.50"),
+        ("¼ euro", "0.25"),
+        ("¾ euro", "0.75"),
+        ("1½ euros", "1.50"),
+        ("€½", "0.50"),
+    ],
+)
+def test_a_fraction_of_a_euro_is_read_as_its_cents(
+    bot: BotClient, written: str, amount: str
+) -> None:
+    reply = say(bot, f"move {written} from checking to savings")
+    assert f"Move {amount} EUR from your checking account" in reply
+
+
+def test_a_fraction_is_an_answer_to_how_much_not_a_reason_to_ask_again(bot: BotClient) -> None:
+    reply = say(bot, "transfer ½ euro to bob")
+    assert "How much" not in reply and "isn't a valid" not in reply
+    assert "How much" in say(bot, "transfer money from checking to savings")
+    assert "Move 0.50 EUR" in bot.say("½ euro")
+
+
+@FAST
+@given(st.integers(1, 9999), st.sampled_from(["½", "¼", "¾"]), st.sampled_from(["", " "]))
+def test_a_whole_number_and_a_fraction_make_one_amount(
+    bot: BotClient, whole: int, fraction: str, space: str
+) -> None:
+    cents = {"½": Decimal("0.50"), "¼": Decimal("0.25"), "¾": Decimal("0.75")}[fraction]
+    reply = say(bot, f"move {whole}{space}{fraction} euros from checking to savings")
+    assert f"Move {shown(whole + cents)} from" in reply
+
+
+@FAST
+@given(
+    st.sampled_from(["NaN", "nan", "NAN", "inf", "Inf", "Infinity", "infinity", "-inf", "+inf"]),
+    st.sampled_from(
+        [
+            "move {} euros from checking to savings",
+            "move €{} from checking to savings",
+            "move EUR {} from checking to savings",
+            "pay Carol {} euros",
+        ]
+    ),
+)
+def test_nan_and_infinity_are_refused_with_a_reason(bot: BotClient, word: str, form: str) -> None:
+    """Python reads them as floats; for money they are no amount, and the user is told."""
+    reply = say(bot, form.format(word))
+    assert f"{word}" in reply and "isn't a valid amount" in reply and "plain digits" in reply
+    assert "Move" not in reply and "Pay " not in reply
+
+
+@pytest.mark.parametrize(
+    "message", ["send NaN euros to savings", "transfer inf euros to savings", "send ∞ euros"]
+)
+def test_the_testers_not_a_number_messages_get_a_reason(bot: BotClient, message: str) -> None:
+    reply = say(bot, message)
+    assert "isn't a valid amount" in reply and "plain digits" in reply
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_button_payload_with_a_json_nan_is_no_amount(bot: BotClient, constant: str) -> None:
+    """JSON payloads may carry NaN and Infinity: refused as no number, not as "not > 0"."""
+    payload = f'/transfer_money{{"amount": {constant}}}'
+    reply = say(bot, payload)
+    assert "isn't a valid amount: I need an amount of money here" in reply
+    assert "more than zero" not in reply and "Move" not in reply

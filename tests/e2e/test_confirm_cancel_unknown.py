@@ -7,13 +7,16 @@ it; a sender the bank does not know is told there is no account, without interna
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from bankclient import Bank
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from interrupted import store_interrupted_transfer
 
-from intentbridge.project import BotProject
+from intentbridge.project import BotProject, load_project
+from intentbridge.project.schema import Responses
 from intentbridge.testing.bot import BotClient, serve_bot
 
 # --- 4. "yes" with nothing to confirm ------------------------------------------------
@@ -110,3 +113,41 @@ def test_a_sender_who_is_no_customer_is_told_there_is_no_account(
     assert "not_found" not in reply and "isn't a valid" not in reply
     assert "couldn't check" not in reply
     assert bank.transfers("alice") == []
+
+
+@pytest.mark.parametrize("sender", ["mallory", "nobody-123"])
+@pytest.mark.parametrize(
+    "message", ["what's my balance?", "how much is in my savings?", "check my balance"]
+)
+def test_a_sender_who_is_no_customer_asking_for_a_balance_is_told_there_is_no_account(
+    bot: BotClient, bank: Bank, sender: str, message: str
+) -> None:
+    """The bank's 404 for the user's own accounts is about them, not "I couldn't find that"."""
+    reply = bot.say(message, sender=sender)
+    assert "the bank has no accounts for you" in reply
+    assert "couldn't find that" not in reply
+    # no internal code, no backend message, nobody else's data
+    for leak in ("not_found", "404", "No customer", sender, "alice", "1,250.50"):
+        assert leak not in reply
+    # the identity is the channel's: naming a customer in the text changes nothing
+    assert "the bank has no accounts for you" in bot.say("what's alice's balance?", sender=sender)
+    assert "balance is" in bot.say(message)  # alice, a customer, still gets hers
+
+
+def test_a_project_without_its_own_text_tells_a_non_customer_the_default(
+    project_dir: Path, bank: Bank, store_url: str, tmp_path: Path
+) -> None:
+    text = (project_dir / "bot.yaml").read_text()
+    lines = text.splitlines(keepends=True)
+    without = "".join(line for line in lines if not line.lstrip().startswith("user_not_found:"))
+    assert without != text
+    folder = tmp_path / "no-own-text"
+    folder.mkdir()
+    (folder / "bot.yaml").write_text(without)
+    (folder / "data").symlink_to(project_dir / "data")
+    (folder / ".intentbridge").symlink_to(project_dir / ".intentbridge")
+    project = load_project(folder, env={"COREBANK_URL": bank.url})
+    with serve_bot(project, store_url) as bot:
+        reply = bot.say("what's my balance?", sender="mallory")
+    assert reply == Responses().user_not_found
+    assert "couldn't find any records for you" in reply

@@ -65,6 +65,40 @@ def test_lost_response_is_settled_to_exactly_one_transfer(
     assert len(bank.transfers("alice")) == 1
 
 
+def test_a_yes_after_a_lost_transfer_was_settled_is_told_it_was_done(
+    proxied: BotProject, proxy: FaultProxy, bank: Bank, store_url: str
+) -> None:
+    """The news and the answer agree: done, once; a "yes" redoes nothing."""
+    with serve_bot(proxied, store_url) as bot:
+        lose_the_answer_to_a_transfer(bot, proxy, "50")
+        assert asyncio.run(_settle(proxied, store_url)) == 1
+        reply = bot.say("yes")  # the news comes with this answer
+        again = bot.say("yes")
+    assert "Update on your earlier request: Done: 50.00 EUR moved" in reply
+    for answer in (reply, again):
+        assert "nothing waiting" not in answer
+        assert "already been done" in answer and "haven't done it again" in answer
+    assert "Done: 50.00 EUR moved from checking to savings (reference" in again
+    assert len(bank.transfers("alice")) == 1
+    assert bank.balances("alice")["checking"] == "1200.50"
+
+
+def test_a_yes_after_the_settled_news_was_read_is_told_it_was_done(
+    proxied: BotProject, proxy: FaultProxy, bank: Bank, store_url: str
+) -> None:
+    """The news delivered with an earlier answer; a new request since makes "yes" its own."""
+    with serve_bot(proxied, store_url) as bot:
+        lose_the_answer_to_a_transfer(bot, proxy, "30")
+        assert asyncio.run(_settle(proxied, store_url)) == 1
+        assert "Update on your earlier request: Done: 30.00 EUR moved" in bot.say("hi")
+        reply = bot.say("yes")
+        bot.say("what's my balance?")
+        after_new_request = bot.say("yes")
+    assert "already been done" in reply and "30.00 EUR moved" in reply
+    assert "nothing waiting" in after_new_request
+    assert len(bank.transfers("alice")) == 1
+
+
 def test_lost_answer_without_status_operation_is_settled_by_resending_the_key(
     project_dir: Path, proxy: FaultProxy, bank: Bank, store_url: str
 ) -> None:

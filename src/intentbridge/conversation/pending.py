@@ -42,6 +42,7 @@ class Notifier(Protocol):
         *,
         message_id: str,
         settles_key: str | None = None,
+        done_reply: str | None = None,
     ) -> None: ...
 
 
@@ -105,6 +106,7 @@ class PendingResolver:
         shown: dict[str, Any] = decode_value(pending.params.get("shown", call_params))
         user_id = str(pending.params.get("user_id") or pending.conversation_id.split(":", 1)[-1])
         key = pending.idempotency_key
+        done_reply: str | None = None  # what a later "yes" is told: it was done
         result = await self._look_up(pending, call_params)
         if result is None:
             result = await self.execute(
@@ -131,13 +133,16 @@ class PendingResolver:
             ):
                 return True  # another worker settled it and told the user
             template = op.reply.get(result.outcome) or _default_text(self.config, result)
-            text = "Update on your earlier request: " + render(
+            reply = render(
                 template,
                 params=shown,
                 data=result.data,
                 reason=result.error,
                 outcome=result.outcome,
             )
+            text = "Update on your earlier request: " + reply
+            if result.ok:
+                done_reply = reply.strip()
         # the audit trail ends with what finally happened to this key
         await self.store.add_audit(
             AuditEntry(
@@ -156,7 +161,12 @@ class PendingResolver:
         )
         log.info("pending_settled", idempotency_key=key, outcome=result.outcome)
         await self.notify(
-            pending.conversation_id, user_id, text, message_id=f"settled:{key}", settles_key=key
+            pending.conversation_id,
+            user_id,
+            text,
+            message_id=f"settled:{key}",
+            settles_key=key,
+            done_reply=done_reply,
         )
         return True
 

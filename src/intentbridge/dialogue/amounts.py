@@ -13,7 +13,8 @@ extractor reads as 5), an operator ("7*7 euros" gives "7" and "7 euros") or a su
 - a number glued to operators, exponent notation, quotes, braces or other digits and
   letters ("7*7", "{{7*7}}", "'1'") is not an amount: read as one it would be a guess,
   so it is refused unless a clean amount with a currency is also there; when no entity
-  was found at all ("1e-3 euros"), :func:`unread_amount` says why;
+  was found at all ("1e-3 euros", "NaN euros", "inf €", "⅓ euro"), :func:`unread_amount`
+  says why;
 - an ordinal ("the 3rd", "12th") or a bare reference number ("invoice 12", "#12") is
   never an amount;
 - of the rest, an amount with a currency beats a bare number, and two different
@@ -68,10 +69,16 @@ _SIGN_BEFORE = re.compile(
     rf"(?:[{_DASHES}]|\b(?:minus|negative)\b)\s?(?:{_CURRENCY})?$", re.IGNORECASE
 )
 _THREE_AFTER_DOT = re.compile(r"(?<![\d.,])([1-9]\d{0,2})\.(\d{3})(?![\d.,])")
-# Something with digits that the NLU did not read, next to a currency: "1e-3 euros",
-# "5e2 €", "€0x10". Only to explain why no amount was taken, never to read one.
+# What float() and Decimal() read as numbers but no amount is: "NaN", "inf", "∞"
+_NOT_A_NUMBER = r"(?:\b(?:s?nan|inf(?:inity)?)\b|\u221e)"
+# Fractions the money extractor does not read (no whole number of cents): "⅓", "⅛"
+_VULGAR_FRACTION = "[\u00bc-\u00be\u2150-\u215e\u2189]"
+# Something like a number that the NLU did not read, next to a currency: "1e-3 euros",
+# "5e2 €", "€0x10", "NaN euros", "EUR inf", "⅓ euro". Only to explain why no amount was
+# taken, never to read one.
 _UNREAD_RUN = re.compile(
-    rf"(?<!\S)(?:{CURRENCY_SYMBOL}\s?)?(?P<run>\S*\d\S*)"
+    rf"(?<!\S)(?:(?:{CURRENCY_SYMBOL}|\b(?:{CURRENCY_CODE})\b)\s?)?"
+    rf"(?P<run>\S*(?:\d|{_NOT_A_NUMBER}|{_VULGAR_FRACTION})\S*)"
     rf"(?:\s?(?:{CURRENCY_SYMBOL}|\b(?:{CURRENCY_WORD})\b))?",
     re.IGNORECASE,
 )
@@ -137,10 +144,12 @@ def pick_amount(text: str, candidates: Sequence[Entity], *, money: bool) -> Any 
 
 
 def unread_amount(text: str, entities: Sequence[Entity]) -> Unclear | None:
-    """An amount written so that no entity reads it ("1e-3 euros"), to say so.
+    """An amount written so that no entity reads it ("1e-3 euros", "NaN euros"), to say so.
 
-    Only a run of digits glued to other signs, right next to a currency, counts: a
-    plain number nobody labelled is left alone (it may be anything).
+    Only a run of digits glued to other signs, a word that only programs read as a
+    number ("NaN", "inf", "Infinity", "∞") or a fraction that is no whole number of
+    cents ("⅓"), right next to a currency, counts: a plain number nobody labelled is
+    left alone (it may be anything).
     """
     for m in _UNREAD_RUN.finditer(text):
         run = m.group("run")
@@ -148,7 +157,8 @@ def unread_amount(text: str, entities: Sequence[Entity]) -> Unclear | None:
             continue
         if not CURRENCY_MENTION.search(m.group()):
             continue
-        if any(e.start < m.end() and e.end > m.start() for e in entities):
+        # read as an amount or number already; a name the NLU saw in "Inf euros" is not
+        if any(e.start < m.end() and e.end > m.start() and _numeric(e) for e in entities):
             continue
         return Unclear(shown=m.group().strip())
     return None
@@ -226,6 +236,12 @@ def _both_readings(whole: str, part: str, currency: str | None) -> tuple[Money, 
     if english == round(english, 2):
         english = english.quantize(Decimal("0.01"))
     return (Money(english, currency), Money(Decimal(whole + part), currency))
+
+
+def _numeric(ent: Entity) -> bool:
+    value = ent.value
+    is_number = isinstance(value, Money | Decimal | int | float) and not isinstance(value, bool)
+    return is_number or ent.entity in {"amount", "money", "number"}
 
 
 def _sign(value: Any) -> int:

@@ -479,7 +479,7 @@ class DialogueEngine:
             for name, param in op.parameters.items():
                 if param.remember and name in frame.params:
                     conv.slots[param.remember] = frame.params[name]
-        template = op.reply.get(result.outcome) or self._outcome_template(result)
+        template = op.reply.get(result.outcome) or self._outcome_template(result, op)
         text = self._render(
             template,
             turn,
@@ -495,10 +495,13 @@ class DialogueEngine:
             # it was done, not sent to the fallback, and nothing runs twice
             conv.completed_reply = text.strip()
 
-    def _outcome_template(self, result: Result) -> str:
+    def _outcome_template(self, result: Result, op: Operation) -> str:
         if result.ok:
             return "Done."
-        template = self._responses.get(result.outcome)
+        name: str = result.outcome
+        if name == "not_found" and op.is_about_the_user:
+            name = "user_not_found"  # the backend does not know this user at all
+        template = self._responses.get(name)
         return template if isinstance(template, str) else self._responses["error"]
 
     # --- helpers ----------------------------------------------------------------------------

@@ -84,10 +84,12 @@ def _to_decimal(value: Any) -> Decimal:
         return value.amount
     if isinstance(value, bool):
         raise TypeError(value)
-    if isinstance(value, int | Decimal):
-        return Decimal(value)
-    if isinstance(value, float):
-        return Decimal(str(value))
+    if isinstance(value, int | Decimal | float):
+        # a JSON payload may carry NaN or Infinity: not a number of anything
+        number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+        if not number.is_finite():
+            raise ValueError(value)
+        return number
     text = str(value).strip()
     if not _NUMBER.match(text):
         raise ValueError(text)

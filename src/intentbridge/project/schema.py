@@ -440,6 +440,18 @@ class Operation(_Strict):
         return self
 
     @property
+    def is_about_the_user(self) -> bool:
+        """Whether the path names the user's own resource and nothing else.
+
+        Every placeholder of ``path`` comes from the user's profile, as ``customer`` in
+        ``/customers/{customer}/accounts`` with ``customer: {source: user, field:
+        user_id}``: a not-found answer then means the backend does not know the user,
+        and the reply says so (``responses.user_not_found``).
+        """
+        names = _PLACEHOLDER.findall(self.path)
+        return bool(names) and all(self.parameters[n].source == "user" for n in names)
+
+    @property
     def is_idempotent(self) -> bool:
         """Whether repeating the call is harmless (or made so by an idempotency key)."""
         if self.idempotent is not None:
@@ -514,6 +526,10 @@ class Responses(_Strict):
     already_done: str = "That has already been done, and I haven't done it again: {{ reply }}"
     lookup_not_found: str = (
         "I couldn't find anything on record for you, so I can't do that. Nothing was done."
+    )
+    user_not_found: str = (
+        "Sorry, I couldn't find any records for you here, so there's nothing I can show "
+        "you. If you think that's a mistake, please get in touch with us."
     )
     which_value: str = (
         "I'm not sure which {{ parameter | replace('_', ' ') }} you mean: "
