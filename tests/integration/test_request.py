@@ -215,3 +215,39 @@ async def test_built_request_reaches_a_real_server_intact(fake: Any, base_url: s
     assert seen["query_items"] == [["q", "a&b=c d"]]
     assert seen["json"] == {"memo": "a&b=c d", "n": 7}
     assert seen["headers"]["idempotency-key"] == "key-1"
+
+
+@pytest.mark.parametrize("value", ["..", ".", "%2e%2e", "%2E%2E", ".%2E"])
+async def test_dot_segments_stay_one_segment_on_the_wire(base_url: str, value: str) -> None:
+    """What reaches the server is the path as built: no URL library re-resolves ``..``."""
+    operation = op(path="/echo/{a}/fixed", names=("a",))
+    client = BackendClient("bank", Backend(base_url=base_url))
+    try:
+        result = await client.send(build(operation, {"a": value}))
+    finally:
+        await client.aclose()
+    assert result.outcome == "ok", result
+    raw_path = result.body["raw_path"]
+    assert raw_path.startswith("/echo/") and raw_path.endswith("/fixed")
+    assert unquote(raw_path.split("/")[2]) == value
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        *((where, "a\ud800b") for where in ("path", "query", "header", "body")),
+        *((where, "x" * 10_000) for where in ("path", "query", "header")),  # a body may
+    ],
+)
+def test_values_no_request_can_carry_are_refused_naming_the_parameter(
+    where: str, value: str
+) -> None:
+    """A lone surrogate cannot be encoded at all; 10 000 characters no server takes."""
+    fields: dict[str, Any] = {
+        "path": {"path": "/x/{v}"},
+        "query": {"path": "/x", "query": {"q": "{v}"}},
+        "header": {"path": "/x", "headers": {"X-V": "{v}"}},
+        "body": {"path": "/x", "method": "POST", "body": {"memo": "{v}", "t": "say {v}"}},
+    }[where]
+    with pytest.raises(UnsafeValueError, match="parameter 'v'"):
+        build(op(names=("v",), **fields), {"v": value})

@@ -25,6 +25,7 @@ outcome ``auth_failed``. Secrets never appear in an exception message or ``repr`
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncGenerator, Generator
 from dataclasses import dataclass, field
@@ -50,6 +51,11 @@ __all__ = [
 
 # The token request itself must not go through the backend's auth flow.
 _NO_AUTH = httpx.Auth()
+
+MAX_TOKEN_LENGTH = 16 * 1024
+"""Longest access token accepted (large JWTs are a few KB; servers refuse big headers)."""
+# RFC 6749 (A.12): an access token is printable ASCII (VSCHAR); never CR, LF or NUL.
+_TOKEN_CHARS = re.compile(r"[\x20-\x7e]+")
 
 
 class TokenError(IntegrationError):
@@ -174,6 +180,12 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
         """Forget the cached token; the next request fetches a new one."""
         self._token = None
 
+    @property
+    def current_token(self) -> str | None:
+        """The cached access token, to redact it where a backend echoes it back."""
+        token = self._token
+        return None if token is None else token.value
+
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
@@ -261,12 +273,21 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
             )
         try:
             payload: Any = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             payload = None
         value = payload.get("access_token") if isinstance(payload, dict) else None
         if not isinstance(value, str) or not value:
             raise TokenError(
                 f"token endpoint {self.token_url} answered without an access_token",
+                token_url=self.token_url,
+                status_code=response.status_code,
+            )
+        if len(value) > MAX_TOKEN_LENGTH or not _TOKEN_CHARS.fullmatch(value):
+            # It goes into a header of every call: CR/LF would inject headers, and a
+            # huge one is refused by the API as a malformed request.
+            raise TokenError(
+                f"token endpoint {self.token_url} answered an access_token that cannot be "
+                f"sent (over {MAX_TOKEN_LENGTH} characters, or not printable ASCII)",
                 token_url=self.token_url,
                 status_code=response.status_code,
             )
@@ -284,7 +305,7 @@ def _oauth_error(response: httpx.Response) -> str:
     # RFC 6749 error codes ("invalid_client") are safe to show and say what to fix.
     try:
         payload = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return ""
     code = payload.get("error") if isinstance(payload, dict) else None
     if isinstance(code, str) and code.replace("_", "").isalnum() and len(code) <= 64:

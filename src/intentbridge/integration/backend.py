@@ -12,6 +12,8 @@ word for a person:
 429                           ``rate_limited``
 other 4xx                     ``rejected`` with the backend's reason
 5xx, connection refused       ``unavailable``
+3xx (never followed)          ``error`` (on an unsafe call: ``outcome_unknown``)
+answer over 10 MB (not read)  ``error`` (on an unsafe call: ``outcome_unknown``)
 no connection in time         ``timeout`` (nothing was sent)
 answer lost after sending     ``outcome_unknown`` for POST/PATCH/money, else ``timeout``
 ============================  =====================================================
@@ -25,8 +27,11 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import functools
+import json
+import re
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
@@ -37,16 +42,29 @@ import structlog
 from intentbridge.errors import IntegrationError
 from intentbridge.integration.auth import OAuth2ClientCredentialsAuth, TokenError, auth_for
 from intentbridge.integration.deadline import time_left
-from intentbridge.integration.transport import default_transport, never_connected
+from intentbridge.integration.transport import (
+    MAX_RESPONSE_BYTES,
+    ResponseTooLarge,
+    default_transport,
+    never_connected,
+)
 from intentbridge.project.schema import Backend
 from intentbridge.types import Call, Outcome, Result
 
-__all__ = ["BackendClient", "BackendResult", "error_reason", "is_unsafe", "retry_after_of"]
+__all__ = [
+    "BackendClient",
+    "BackendResult",
+    "error_reason",
+    "is_unsafe",
+    "retry_after_of",
+    "short_reason",
+]
 
 log = structlog.get_logger(__name__)
 
 _REASON_KEYS = ("detail", "error", "message")
 _MAX_ERROR_TEXT = 300
+_MIN_SECRET = 4  # shorter "secrets" would redact ordinary words in a reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,30 +84,33 @@ def is_unsafe(call: Call) -> bool:
     return call.method in ("POST", "PATCH") or call.moves_money
 
 
-def error_reason(body: Any) -> str | None:
+def error_reason(body: Any, clean: Callable[[str], str] = str) -> str | None:
     """The backend's own reason in an error body: ``detail``, ``error`` or ``message``.
 
-    FastAPI's validation list (``[{"msg": ...}]``) is joined into one line.
+    FastAPI's validation list (``[{"msg": ...}]``) is joined into one line. ``clean``
+    (redaction of secrets) runs before the reason is shortened, so that no cut-off
+    part of a secret is left behind.
     """
     if isinstance(body, dict):
         for key in _REASON_KEYS:
             value = body.get(key)
             if isinstance(value, str) and value:
-                return _short(value)
+                return short_reason(clean(value))
             if isinstance(value, dict):
-                inner = error_reason(value)
+                inner = error_reason(value, clean)
                 if inner:
                     return inner
             if isinstance(value, list) and value:
                 msgs = [str(v.get("msg")) for v in value if isinstance(v, dict) and v.get("msg")]
                 if msgs:
-                    return _short("; ".join(msgs))
+                    return short_reason(clean("; ".join(msgs)))
     elif isinstance(body, str) and body.strip() and len(body) <= _MAX_ERROR_TEXT:
-        return body.strip()
+        return clean(body.strip())
     return None
 
 
-def _short(text: str) -> str:
+def short_reason(text: str) -> str:
+    """``text`` on one line, at most :data:`_MAX_ERROR_TEXT` characters."""
     text = " ".join(text.split())
     return text if len(text) <= _MAX_ERROR_TEXT else text[: _MAX_ERROR_TEXT - 1] + "…"
 
@@ -99,7 +120,8 @@ def _parse_retry_after(value: str | None) -> float | None:
         return None
     value = value.strip()
     if value.isdigit():
-        return float(value)
+        # isdigit() also accepts "²" and other non-ASCII digits that float() refuses
+        return float(value) if value.isascii() else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -116,15 +138,64 @@ def _verifying_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def _parse_body(response: httpx.Response) -> Any:
-    if not response.content:
+async def _read(response: httpx.Response) -> bytes:
+    # The transport bounds the body on the wire; this bounds it once decoded (a few KB
+    # of gzip can inflate to gigabytes), and bounds httpx's own transport too.
+    too_large = f"the answer is larger than {MAX_RESPONSE_BYTES // (1024 * 1024)} MB"
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        claimed = response.headers.get("content-length", "")
+        if claimed.isascii() and claimed.isdigit() and int(claimed) > MAX_RESPONSE_BYTES:
+            has_body = response.request.method != "HEAD" and response.status_code not in (204, 304)
+            if has_body:
+                raise ResponseTooLarge(too_large, request=response.request)
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise ResponseTooLarge(too_large, request=response.request)
+            chunks.append(chunk)
+    finally:
+        await response.aclose()
+    return b"".join(chunks)
+
+
+def _not_json(constant: str) -> Any:
+    # NaN and Infinity are Python's extension, not JSON: "NaN EUR" is no balance.
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _parse_body(response: httpx.Response, content: bytes) -> Any:
+    if not content:
         return None
     if "json" in response.headers.get("content-type", ""):
         try:
-            return response.json()
-        except ValueError:
+            body = json.loads(content, parse_constant=_not_json)
+        except (ValueError, RecursionError):
+            # RecursionError: nesting deeper than Python's stack; kept as text, as
+            # invalid JSON is, so an answer that came is never turned into a crash
             pass
-    return response.text
+        else:
+            if _ESCAPED_SURROGATE.search(content):
+                body = _without_lone_surrogates(body)
+            return body
+    return content.decode(response.encoding or "utf-8", errors="replace")
+
+
+# JSON may spell a UTF-16 surrogate as an escape; one without its pair decodes to a str
+# that cannot be encoded as UTF-8 (in a reply, a log line, a stored conversation).
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    return value
 
 
 class BackendClient:
@@ -187,6 +258,23 @@ class BackendClient:
             self._client = client
         return self._client
 
+    def redact(self, text: str) -> str:
+        """``text`` with this backend's credentials (and current token) as ``***``.
+
+        A backend may echo what it was sent in an error message ("invalid header
+        Authorization: Bearer ..."); that reason reaches replies, logs and audit.
+        """
+        secrets = [
+            getattr(self.settings.auth, name, None)
+            for name in ("token", "key", "client_secret", "secret")
+        ]
+        if isinstance(self._auth, OAuth2ClientCredentialsAuth):
+            secrets.append(self._auth.current_token)
+        for secret in secrets:
+            if isinstance(secret, str) and len(secret) >= _MIN_SECRET and secret in text:
+                text = text.replace(secret, "***")
+        return text
+
     async def aclose(self) -> None:
         """Close the pooled connections."""
         if self._client is not None:
@@ -194,10 +282,12 @@ class BackendClient:
             await client.aclose()
 
     async def ping(self, timeout: float = 2.0) -> bool:  # noqa: ASYNC109 - an HTTP timeout
-        """Whether the backend answers HTTP at all (any status counts)."""
+        """Whether the backend answers HTTP at all (any status counts), within ``timeout``."""
         try:
-            await self.http.head(self.settings.base_url, auth=httpx.Auth(), timeout=timeout)
-        except httpx.HTTPError:
+            # in total: httpx's timeouts are per read, and headers can trickle in forever
+            async with asyncio.timeout(timeout):
+                await self.http.head(self.settings.base_url, auth=httpx.Auth(), timeout=timeout)
+        except (httpx.HTTPError, TimeoutError):
             return False
         return True
 
@@ -209,15 +299,18 @@ class BackendClient:
     ) -> Result:
         """Send ``call`` and classify the answer; never raises for backend failures.
 
-        ``timeout`` (seconds, total) and the deadline in force (see
-        ``intentbridge.integration.deadline``) both clip the client's timeouts.
+        One attempt takes at most the backend's ``timeout`` in total (connecting,
+        sending and reading the whole answer); ``timeout`` (seconds) and the deadline
+        in force (see ``intentbridge.integration.deadline``) can only shorten it.
         """
         started = time.perf_counter()
-        limit = timeout
+        # The backend's timeout bounds the whole attempt, not just each read: an answer
+        # that trickles in a byte at a time would otherwise never time out.
+        limit = self.settings.timeout if timeout is None else min(timeout, self.settings.timeout)
         left = time_left()
         if left is not None:
-            limit = left if limit is None else min(limit, left)
-        if limit is not None and limit <= 0:
+            limit = min(limit, left)
+        if limit <= 0:
             return self._failed(call, "timeout", "no time left before the deadline", started)
 
         client = self.http
@@ -225,7 +318,7 @@ class BackendClient:
         if call.idempotency_key is not None:
             headers.append(("Idempotency-Key", call.idempotency_key))
         request_timeout: httpx.Timeout | None = None
-        if limit is not None and limit < self.settings.timeout:
+        if limit < self.settings.timeout:
             request_timeout = httpx.Timeout(
                 limit, connect=min(limit, self._timeout.connect or limit)
             )
@@ -245,13 +338,16 @@ class BackendClient:
                 f"({url.scheme}://{url.host}); refusing to send"
             )
         try:
-            if limit is None:
-                response = await client.send(request)
-            else:
-                async with asyncio.timeout(limit):
-                    response = await client.send(request)
+            async with asyncio.timeout(limit):
+                response = await client.send(request, stream=True)
+                content = await _read(response)
         except TokenError as exc:
             return self._failed(call, exc.outcome, str(exc), started)
+        except ResponseTooLarge as exc:
+            # The backend answered, but more than we hold in memory: for a call that
+            # may have changed something that answer is lost; for a read it is an error.
+            outcome: Outcome = "outcome_unknown" if is_unsafe(call) else "error"
+            return self._failed(call, outcome, f"{exc}; it was not read", started)
         except (httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteTimeout):
             # The request never fully left: nothing can have happened.
             return self._failed(call, "timeout", "no connection to the backend in time", started)
@@ -280,15 +376,20 @@ class BackendClient:
             return self._failed(call, "error", f"HTTP client error ({type(exc).__name__})", started)
 
         latency = (time.perf_counter() - started) * 1000
-        return self._classify(call, response, latency)
+        return self._classify(call, response, content, latency)
 
     def _failed(self, call: Call, outcome: Outcome, error: str, started: float) -> Result:
         latency = (time.perf_counter() - started) * 1000
         return BackendResult(call=call, outcome=outcome, error=error, latency_ms=latency)
 
-    def _classify(self, call: Call, response: httpx.Response, latency: float) -> Result:
+    def _reason(self, body: Any) -> str | None:
+        return error_reason(body, self.redact)
+
+    def _classify(
+        self, call: Call, response: httpx.Response, content: bytes, latency: float
+    ) -> Result:
         status = response.status_code
-        body = _parse_body(response)
+        body = _parse_body(response, content)
         outcome: Outcome
         error: str | None = None
         retry_after: float | None = None
@@ -297,7 +398,7 @@ class BackendClient:
         elif status in (401, 403):
             outcome, error = "auth_failed", f"the backend refused our credentials (HTTP {status})"
         elif status == 404:
-            outcome, error = "not_found", error_reason(body) or "not found (HTTP 404)"
+            outcome, error = "not_found", self._reason(body) or "not found (HTTP 404)"
         elif status == 408:
             outcome, error = "timeout", "the backend timed out reading the request (HTTP 408)"
         elif status == 504:
@@ -310,11 +411,16 @@ class BackendClient:
         elif 400 <= status < 500:
             outcome, error = (
                 "rejected",
-                error_reason(body) or f"the backend refused (HTTP {status})",
+                self._reason(body) or f"the backend refused (HTTP {status})",
             )
         elif status >= 500:
             outcome, error = "unavailable", f"the backend failed (HTTP {status})"
             retry_after = _parse_retry_after(response.headers.get("retry-after"))
+        elif is_unsafe(call):
+            # A redirect is not followed, but the backend had the request and may have
+            # acted on it (303 See Other is how many say "done, look there").
+            outcome = "outcome_unknown"
+            error = f"sent, but the backend answered HTTP {status} (redirects are not followed)"
         else:
             outcome, error = "error", f"unexpected HTTP {status} (redirects are not followed)"
         return BackendResult(

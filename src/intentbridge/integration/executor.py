@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -31,7 +31,7 @@ from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
 
 from intentbridge.errors import ConfigError, IntegrationError, UnsafeValueError
-from intentbridge.integration.backend import BackendClient, error_reason
+from intentbridge.integration.backend import BackendClient, error_reason, short_reason
 from intentbridge.integration.decisions import DecisionHook
 from intentbridge.integration.mapping import ResponseMapping, compile_expression
 from intentbridge.integration.middleware.attempts import AttemptObserverMiddleware
@@ -223,7 +223,7 @@ class Integrations:
         if result.outcome == "ok":
             return dataclasses.replace(result, data=compiled.mapping(result.body))
         if result.outcome == "rejected" and compiled.reason is not None:
-            reason = _search_reason(compiled.reason, result.body)
+            reason = _search_reason(compiled.reason, result.body, self.clients[op.backend].redact)
             if reason:
                 return dataclasses.replace(result, error=reason)
         return result
@@ -240,7 +240,7 @@ class Integrations:
         return dict(zip(names, answers, strict=True))
 
 
-def _search_reason(expression: ParsedResult, body: Any) -> str | None:
+def _search_reason(expression: ParsedResult, body: Any, clean: Callable[[str], str]) -> str | None:
     try:
         value = expression.search(body)
     except JMESPathError:
@@ -248,5 +248,5 @@ def _search_reason(expression: ParsedResult, body: Any) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, str):
-        return value[:300]
-    return error_reason({"detail": value}) or str(value)[:300]
+        return short_reason(clean(value))
+    return error_reason({"detail": value}, clean) or short_reason(clean(str(value)))

@@ -4,11 +4,14 @@ User-supplied values never change the shape of a request:
 
 - in the path each value is percent-encoded as part of one segment, so ``../``,
   ``/``, ``?``, ``#``, ``@`` and ``:`` stay data and can never reach another path or
-  host; a value that would turn a segment into ``.`` or ``..`` has its dots encoded;
+  host; a value that would turn a segment into ``.`` or ``..`` has its dots encoded
+  (and the transport sends the path as built, never re-normalised);
   empty values and control characters are refused;
 - query values go to httpx as (key, value) pairs and are encoded there;
 - header values with CR, LF, NUL or other control characters, or outside latin-1,
   are refused (no header injection);
+- path, query and header values longer than 8192 characters, and any value that is
+  not valid Unicode (a lone surrogate) are refused: no server would take them;
 - the JSON body is built as data and serialised by httpx, never by string templating.
 
 Placeholders are ``{name}`` or ``{name.attr}``; ``attr`` reads a key of a mapping or an
@@ -135,6 +138,37 @@ def _has_control(text: str) -> bool:
     return any(unicodedata.category(ch) == "Cc" for ch in text)
 
 
+_MAX_TEXT = 8192
+"""Longest value placed in a path segment, query value or header (servers refuse more)."""
+
+
+def _check_unicode(text: str, what: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # a lone surrogate (JSON "\ud800" from a chat client): no bytes can carry it
+        raise UnsafeValueError(f"{what} is not valid Unicode text") from None
+
+
+def _check_text(text: str, what: str) -> None:
+    if len(text) > _MAX_TEXT:
+        raise UnsafeValueError(f"{what} is longer than {_MAX_TEXT} characters")
+    _check_unicode(text, what)
+
+
+def _check_json(value: Any, what: str) -> Any:
+    if isinstance(value, str):
+        _check_unicode(value, what)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_unicode(key, what)
+            _check_json(item, what)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json(item, what)
+    return value
+
+
 def _required(params: Mapping[str, Any], ref: _Ref, where: str) -> Any:
     value = _lookup(params, ref)
     if value is _MISSING or value is None:
@@ -161,6 +195,7 @@ def _build_path(template: str, params: Mapping[str, Any]) -> str:
                 )
             if _has_control(text):
                 raise UnsafeValueError(f"parameter {part[0]!r} contains control characters")
+            _check_text(text, f"parameter {part[0]!r}")
             out.append(quote(text, safe=""))
         rendered = "".join(out)
         if rendered in (".", ".."):
@@ -193,15 +228,21 @@ def _build_query(
     pairs: list[tuple[str, str]] = []
     for key, template in templates.items():
         parts = _parse(template)
+        refs = [p[0] for p in parts if not isinstance(p, str)]
+        what = f"parameter {refs[0]!r}" if refs else f"query {key!r}"
         if len(parts) == 1 and not isinstance(parts[0], str):
             value = _lookup(params, parts[0])
             if isinstance(value, list | tuple):
                 # One placeholder holding a list repeats the key: ?id=1&id=2.
-                pairs.extend((key, text_value(v)) for v in value)
+                for item in value:
+                    item_text = text_value(item)
+                    _check_text(item_text, what)
+                    pairs.append((key, item_text))
                 continue
-        text = _render_text(template, params)
-        if text is not None:
-            pairs.append((key, text))
+        rendered = _render_text(template, params)
+        if rendered is not None:
+            _check_text(rendered, what)
+            pairs.append((key, rendered))
     return tuple(pairs)
 
 
@@ -210,6 +251,8 @@ def _check_header(name: str, value: str) -> None:
         unicodedata.category(ch) == "Cc" and ch != "\t" for ch in value
     ):
         raise UnsafeValueError(f"header {name!r}: value contains CR, LF, NUL or control characters")
+    if len(value) > _MAX_TEXT:
+        raise UnsafeValueError(f"header {name!r}: value is longer than {_MAX_TEXT} characters")
     try:
         value.encode("latin-1")
     except UnicodeEncodeError:
@@ -244,7 +287,9 @@ def _build_body(body: Any, params: Mapping[str, Any]) -> Any:
             return body
         if len(parts) == 1:
             value = _lookup(params, parts[0])  # type: ignore[arg-type]
-            return None if value is _MISSING else json_value(value)
+            if value is _MISSING:
+                return None
+            return _check_json(json_value(value), f"parameter {parts[0][0]!r}")
         # Part of a longer string: formatted as text, as a person would read it.
         out: list[str] = []
         for part in parts:
@@ -252,7 +297,8 @@ def _build_body(body: Any, params: Mapping[str, Any]) -> Any:
                 out.append(part)
             else:
                 value = _lookup(params, part)
-                out.append("" if value is _MISSING or value is None else str(value))
+                text = "" if value is _MISSING or value is None else str(value)
+                out.append(_check_json(text, f"parameter {part[0]!r}"))
         return "".join(out)
     if isinstance(body, Mapping):
         return {k: _build_body(v, params) for k, v in body.items()}

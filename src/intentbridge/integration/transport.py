@@ -21,7 +21,8 @@ mapping here keeps the two apart:
 
 The transport keeps no cookies (one client serves every user), follows no
 redirects (httpx decides that) and reads the whole body, as ``httpx.AsyncClient``
-does without ``stream=True``. ``INTENTBRIDGE_HTTP_TRANSPORT=httpx`` switches back to
+does without ``stream=True``, up to ``MAX_RESPONSE_BYTES`` (``ResponseTooLarge``
+past it). ``INTENTBRIDGE_HTTP_TRANSPORT=httpx`` switches back to
 httpx's own transport (to compare, or to rule this one out when debugging).
 """
 
@@ -41,14 +42,18 @@ if TYPE_CHECKING:
     import aiohttp
 
 __all__ = [
+    "MAX_RESPONSE_BYTES",
     "TRANSPORT_ENV",
     "AiohttpTransport",
+    "ResponseTooLarge",
     "default_transport",
     "never_connected",
     "transport_choice",
 ]
 
 TRANSPORT_ENV = "INTENTBRIDGE_HTTP_TRANSPORT"
+MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+"""Longest response body read from a backend (on the wire, and again once decoded)."""
 _WIRE = "intentbridge.wire"  # request extension: {"connected": bool}, kept up to date
 
 
@@ -112,6 +117,30 @@ def _mapped_errors(request: httpx.Request) -> Iterator[None]:
         raise httpx.InvalidURL(str(exc)) from exc
 
 
+class ResponseTooLarge(httpx.ReadError):
+    """The backend's answer is longer than ``MAX_RESPONSE_BYTES``; it was not read."""
+
+
+async def _read_bounded(response: aiohttp.ClientResponse, request: httpx.Request) -> bytes:
+    # A body is held in memory whole, so one misbehaving backend (a 100 MB stream, a
+    # wrong Content-Length) must not be able to take the worker's memory with it.
+    has_body = request.method != "HEAD" and response.status not in (204, 304)
+    if has_body and (response.content_length or 0) > MAX_RESPONSE_BYTES:
+        raise ResponseTooLarge(_too_large(), request=request)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise ResponseTooLarge(_too_large(), request=request)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large() -> str:
+    return f"the answer is larger than {MAX_RESPONSE_BYTES // (1024 * 1024)} MB"
+
+
 def _client_timeout(request: httpx.Request) -> aiohttp.ClientTimeout:
     import aiohttp
 
@@ -170,6 +199,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        import yarl
+
         if self._session is None or self._session.closed:
             self._session = self._open()
         session = self._session
@@ -179,7 +210,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         with _mapped_errors(request):
             async with session.request(
                 request.method,
-                str(request.url),
+                # encoded=True: httpx built and encoded the URL; yarl would otherwise
+                # decode "%2E%2E" and resolve it as "..", leaving the segment it was in
+                yarl.URL(str(request.url), encoded=True),
                 headers=request.headers.multi_items(),
                 data=body or None,
                 allow_redirects=False,
@@ -187,7 +220,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 compress=None,
                 trace_request_ctx=wire,
             ) as response:
-                content = await response.read()
+                content = await _read_bounded(response, request)
                 headers: list[tuple[bytes, bytes]] = list(response.raw_headers)
                 status, reason = response.status, response.reason
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
