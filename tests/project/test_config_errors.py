@@ -118,3 +118,71 @@ def test_missing_project_file(tmp_path: Path) -> None:
 def test_the_banking_example_loads() -> None:
     project = load_project(Path(__file__).parents[2] / "examples" / "banking")
     assert {"check_balance", "transfer_money", "pay_payee"} <= set(project.config.operations)
+
+
+def test_non_utf8_file_names_the_line(tmp_path: Path) -> None:
+    (tmp_path / "bot.yaml").write_bytes(GOOD.replace("bot\n", "caf\xe9\n").encode("latin-1"))
+    with pytest.raises(ConfigError, match="UTF-8") as info:
+        load_project(tmp_path, env=ENV)
+    assert info.value.line == 7
+
+
+def test_a_directory_named_bot_yaml_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "bot.yaml").mkdir()
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_project(tmp_path)
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    (tmp_path / "bot.yaml").write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
+    assert "balance" in load_project(tmp_path, env=ENV).config.operations
+
+
+def test_alias_bomb_is_refused_quickly() -> None:
+    """Billion laughs: nine aliases nine deep would expand to 387 million values."""
+    rows = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        rows.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]")
+    err = error_for("\n".join(rows) + "\n")
+    assert "aliases" in str(err)
+
+
+def test_self_referencing_alias_is_an_error() -> None:
+    err = error_for("a: &a\n  b: *a\n")
+    assert (err.line, err.field) == (1, "a.b")
+    assert "alias" in str(err)
+
+
+def test_plain_aliases_still_work() -> None:
+    config = parse_config(
+        GOOD.replace("client_id: bot", "client_id: &c bot") + "name: *c\n", "b", ENV
+    )
+    assert config.name == "bot"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("d: &d {timeout: 5}\nbackends:\n  b:\n    <<: *d\n", "merge keys"),
+        ("name: !env NAME\n", "unsupported YAML tag '!env'"),
+        ("operations:\n  ? [a, b]\n  : {}\n", "a key must be plain text"),
+        ("x: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+    ],
+)
+def test_unusual_yaml_is_a_config_error(text: str, expected: str) -> None:
+    assert expected in str(error_for(text))
+
+
+@pytest.mark.parametrize(
+    ("line", "value"),
+    [
+        ("    base_url: ${BANK_URL:-http://127.0.0.1:8001}", "    base_url: ${BANK_SECRET}"),
+        ("    backend: bank", "    backend: ${BANK_SECRET}"),
+        ("    path: /customers/{customer}/accounts", "    path: x${BANK_SECRET}"),
+        ("      type: oauth2_client_credentials", "      type: ${BANK_SECRET}"),
+    ],
+)
+def test_errors_never_echo_environment_values(line: str, value: str) -> None:
+    err = error_for(GOOD.replace(line, value))
+    assert "s3cr3t-value" not in str(err)
+    assert "***" in str(err)

@@ -6,6 +6,9 @@ Buttons are numbered; typing the number sends the button's payload.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sys
+import threading
 from pathlib import Path
 
 from rich.console import Console
@@ -36,7 +39,7 @@ async def chat_loop(
     try:
         while True:
             try:
-                line = await asyncio.to_thread(console.input, "[green]you>[/green] ")
+                line = await _read_line(console, "[green]you>[/green] ")
             except (EOFError, KeyboardInterrupt):
                 break
             text = line.strip()
@@ -50,6 +53,49 @@ async def chat_loop(
             buttons = _show(console, replies)
     finally:
         await bot.aclose()
+
+
+async def _read_line(console: Console, prompt: str) -> str:
+    """One line from the terminal, read in a daemon thread.
+
+    ``asyncio.to_thread`` would do, but ``asyncio.run`` joins its threads on the way
+    out: after Ctrl-C the chat then hung until the user pressed Enter.
+    """
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str] = loop.create_future()
+
+    def settle(line: str, error: BaseException | None) -> None:
+        if answer.done():
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(line)
+
+    def read() -> None:
+        line, error = "", None
+        try:
+            line = _input(console, prompt)
+        except BaseException as exc:  # handed to the awaiting task
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the chat has ended meanwhile
+            loop.call_soon_threadsafe(settle, line, error)
+
+    threading.Thread(target=read, name="chat-input", daemon=True).start()
+    return await answer
+
+
+def _input(console: Console, prompt: str) -> str:
+    raw = getattr(getattr(sys.stdin, "buffer", None), "raw", None)
+    if sys.stdin.isatty() or raw is None:
+        return console.input(prompt)
+    # piped input: read unbuffered, so that a thread still waiting here when the chat
+    # ends holds no lock that the interpreter needs to shut down
+    console.print(prompt, end="")
+    data = raw.readline()
+    if not data:
+        raise EOFError
+    return str(data.decode(sys.stdin.encoding or "utf-8", errors="replace")).rstrip("\r\n")
 
 
 def _show(console: Console, replies: list[Reply]) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import shutil
 from collections.abc import Callable
 from importlib import resources
@@ -31,6 +32,15 @@ T = TypeVar("T")
 console = Console()
 err = Console(stderr=True)
 
+_LOG_LEVELS = ["critical", "error", "warning", "info", "debug", "trace"]
+
+
+def _log_level(value: str) -> str:
+    if value.lower() not in _LOG_LEVELS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(_LOG_LEVELS)}")
+    return value.lower()
+
+
 ProjectArg = Annotated[Path, typer.Argument(help="bot project folder (holds bot.yaml)")]
 
 
@@ -40,15 +50,30 @@ def init(
     force: Annotated[bool, typer.Option(help="write into an existing, non-empty folder")] = False,
 ) -> None:
     """Create a new bot project with a bot.yaml and training data to start from."""
+    shown = escape(str(directory))
+    if directory.exists() and not directory.is_dir():
+        err.print(f"[red]{shown} is a file[/red]; choose a folder to create")
+        raise typer.Exit(1)
     if directory.exists() and any(directory.iterdir()) and not force:
-        err.print(f"[red]{directory} is not empty[/red]; choose another folder or pass --force")
+        err.print(f"[red]{shown} is not empty[/red]; choose another folder or pass --force")
         raise typer.Exit(1)
     template = resources.files("intentbridge.cli") / "templates" / "project"
-    with resources.as_file(template) as source:
-        shutil.copytree(source, directory, dirs_exist_ok=True)
-    console.print(f"Created [bold]{directory}[/bold]. Next:")
-    console.print(f"  intentbridge chat {directory}    # talk to it in the terminal")
-    console.print(f"  intentbridge run {directory}     # serve the REST channel")
+    try:
+        with resources.as_file(template) as source:
+            shutil.copytree(source, directory, dirs_exist_ok=True)
+    except (OSError, shutil.Error) as exc:
+        err.print(f"[red]error:[/red] cannot create {shown}: {escape(_reason(exc))}")
+        raise typer.Exit(2) from None
+    typed = escape(shlex.quote(str(directory)))  # a command the user can paste as it is
+    console.print(f"Created [bold]{shown}[/bold]. Next:")
+    console.print(f"  intentbridge chat {typed}    # talk to it in the terminal", soft_wrap=True)
+    console.print(f"  intentbridge run {typed}     # serve the REST channel", soft_wrap=True)
+
+
+def _reason(exc: OSError | shutil.Error) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
 
 
 @app.command()
@@ -59,18 +84,25 @@ def train(project: ProjectArg) -> None:
 
     loaded = _guard(lambda: load_project(project))
     model = _guard(lambda: train_project(loaded))
-    console.print(f"Trained {model!r} into {loaded.model_dir}")
+    console.print(
+        f"Trained {len(model.classes)} intents ({escape(model.pipeline)} pipeline) into "
+        f"{escape(str(loaded.model_dir))}"
+    )
 
 
 @app.command()
 def run(
     project: ProjectArg,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="PORT", help="port to listen on")] = 8000,
+    port: Annotated[
+        int, typer.Option(envvar="PORT", min=0, max=65535, help="port to listen on")
+    ] = 8000,
     store: Annotated[
         str | None, typer.Option(help="store URL (sqlite:///… postgresql://…)")
     ] = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    log_level: Annotated[
+        str, typer.Option(callback=_log_level, help=f"uvicorn log level: {', '.join(_LOG_LEVELS)}")
+    ] = "info",
 ) -> None:
     """Serve the bot: REST channel, /health, /ready, /metrics."""
     import uvicorn
@@ -129,7 +161,7 @@ def audit(
     project: ProjectArg,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON array on stdout")] = False,
     conversation: Annotated[str | None, typer.Option(help="only this conversation id")] = None,
-    limit: Annotated[int, typer.Option(help="how many records, newest first")] = 50,
+    limit: Annotated[int, typer.Option(min=1, help="how many records, newest first")] = 50,
     store: Annotated[str | None, typer.Option(help="store URL")] = None,
 ) -> None:
     """Print the audit trail: every backend call with its outcome, newest first."""

@@ -24,7 +24,9 @@ PROJECT_FILE = "bot.yaml"
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 Location = tuple[str | int, ...]
-_SCALARS = yaml.SafeLoader("")  # constructs scalar nodes; holds no per-document state
+# aliases may repeat a node many times ("billion laughs"): bound what they expand to
+MAX_VALUES = 100_000
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 @dataclass(frozen=True)
@@ -54,15 +56,66 @@ def load_project(path: str | Path, env: Mapping[str, str] | None = None) -> BotP
             path=config_path,
             hint="run 'intentbridge init DIR' to create a project, or pass the project folder",
         )
-    text = config_path.read_text(encoding="utf-8")
+    text = _read_text(config_path)
     config = parse_config(text, config_path, os.environ if env is None else env)
     return BotProject(root=config_path.parent.resolve(), config=config, config_path=config_path)
 
 
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the file: {exc.strerror or exc}",
+            path=path,
+            hint="bot.yaml must be a readable file inside the project folder",
+        ) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x})",
+            path=path,
+            line=line,
+            hint="save the file as UTF-8",
+        ) from None
+
+
 def parse_config(text: str, path: Path | str, env: Mapping[str, str]) -> BotConfig:
     """Validate a ``bot.yaml`` text; every error names the file, line and field."""
+    used: set[str] = set()  # environment values put into the text: never echo them
+    try:
+        return _parse(text, path, env, used)
+    except ConfigError as exc:
+        if not any(len(v) >= _MIN_SECRET for v in used):
+            raise
+        raise ConfigError(
+            _redact(exc.message, used),
+            path=exc.path,
+            line=exc.line,
+            field=exc.field,
+            hint=_redact(exc.hint, used) if exc.hint else None,
+        ) from None
+
+
+_MIN_SECRET = 4  # shorter values (ports, "5") would blank out unrelated words
+
+
+def _redact(text: str, values: set[str]) -> str:
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) >= _MIN_SECRET:
+            text = text.replace(value, "***")
+    return text
+
+
+def _parse(text: str, path: Path | str, env: Mapping[str, str], used: set[str]) -> BotConfig:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise ConfigError(
+            "nested too deeply", path=path, hint="flatten the lists and mappings"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -76,7 +129,12 @@ def parse_config(text: str, path: Path | str, env: Mapping[str, str]) -> BotConf
     if node is None:
         raise ConfigError("the file is empty", path=path, hint="declare at least 'operations'")
     lines: dict[Location, int] = {}
-    data = _construct(node, (), lines, path, env)
+    try:
+        data = _Builder(lines, path, env, used).build(node, ())
+    except RecursionError:
+        raise ConfigError(
+            "nested too deeply", path=path, hint="flatten the lists and mappings"
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError("the top level must be a mapping", path=path, line=1)
     try:
@@ -98,59 +156,109 @@ def parse_config(text: str, path: Path | str, env: Mapping[str, str]) -> BotConf
     return config
 
 
-def _construct(
-    node: yaml.Node,
-    loc: Location,
-    lines: dict[Location, int],
-    path: Path | str,
-    env: Mapping[str, str],
-) -> Any:
-    """Build plain Python data from a YAML node, recording each location's line."""
-    lines[loc] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
+class _Builder:
+    """Builds plain Python data from YAML nodes, recording each location's line."""
+
+    def __init__(
+        self,
+        lines: dict[Location, int],
+        path: Path | str,
+        env: Mapping[str, str],
+        used: set[str],
+    ) -> None:
+        self.lines = lines
+        self.path = path
+        self.env = env
+        self.used = used
+        self.count = 0
+        self.open: set[int] = set()  # nodes being built: an alias to one is a cycle
+        # constructs scalar nodes; one per document, as it remembers every node it built
+        self.scalars = yaml.SafeLoader("")
+
+    def build(self, node: yaml.Node, loc: Location) -> Any:
+        self.lines[loc] = node.start_mark.line + 1
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise self._error(
+                node, loc, f"more than {MAX_VALUES} values after expanding aliases (*name)"
+            )
+        if id(node) in self.open:
+            raise self._error(node, loc, "an alias (*name) refers to a value that contains it")
+        if isinstance(node, yaml.MappingNode):
+            self.open.add(id(node))
+            try:
+                return self._mapping(node, loc)
+            finally:
+                self.open.discard(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            self.open.add(id(node))
+            try:
+                return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
+            finally:
+                self.open.discard(id(node))
+        value = self._scalar(node, loc)
+        if isinstance(value, str) and "${" in value:
+            return self._substitute(value, loc)
+        return value
+
+    def _mapping(self, node: yaml.MappingNode, loc: Location) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _SCALARS.construct_object(key_node)  # plain scalar keys
+            if key_node.tag == _MERGE_TAG:
+                raise self._error(
+                    key_node,
+                    loc,
+                    "merge keys (<<) are not supported",
+                    hint="write the settings out in each place",
+                )
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise self._error(key_node, loc, "a key must be plain text, not a list or mapping")
+            key = self._scalar(key_node, loc)
             if key in out:
-                raise ConfigError(
+                raise self._error(
+                    key_node,
+                    (*loc, key),
                     f"duplicate key {key!r}",
-                    path=path,
-                    line=key_node.start_mark.line + 1,
-                    field=_dotted((*loc, key)),
                     hint="each key may appear once in a mapping",
                 )
-            out[key] = _construct(value_node, (*loc, key), lines, path, env)
+            out[key] = self.build(value_node, (*loc, key))
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, (*loc, i), lines, path, env) for i, item in enumerate(node.value)]
-    value = _SCALARS.construct_object(node)
-    if isinstance(value, str) and "${" in value:
-        return _substitute(value, loc, lines, path, env)
-    return value
 
+    def _scalar(self, node: yaml.Node, loc: Location) -> Any:
+        try:
+            return self.scalars.construct_object(node)
+        except yaml.YAMLError:
+            raise self._error(
+                node,
+                loc,
+                f"unsupported YAML tag {node.tag!r}",
+                hint="remove the tag; bot.yaml holds plain text, numbers, lists and mappings",
+            ) from None
 
-def _substitute(
-    value: str,
-    loc: Location,
-    lines: dict[Location, int],
-    path: Path | str,
-    env: Mapping[str, str],
-) -> str:
-    def replace(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        if name in env and env[name] != "":
-            return env[name]
-        if default is not None:
-            return default
-        raise ConfigError(
-            f"environment variable {name} is not set",
-            path=path,
-            line=lines.get(loc),
-            field=_dotted(loc),
-            hint=f"export {name}=... or write ${{{name}:-default}}",
+    def _substitute(self, value: str, loc: Location) -> str:
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in self.env and self.env[name] != "":
+                self.used.add(self.env[name])
+                return self.env[name]
+            if default is not None:
+                return default
+            raise ConfigError(
+                f"environment variable {name} is not set",
+                path=self.path,
+                line=self.lines.get(loc),
+                field=_dotted(loc),
+                hint=f"export {name}=... or write ${{{name}:-default}}",
+            )
+
+        return _ENV.sub(replace, value)
+
+    def _error(
+        self, node: yaml.Node, loc: Location, message: str, hint: str | None = None
+    ) -> ConfigError:
+        return ConfigError(
+            message, path=self.path, line=node.start_mark.line + 1, field=_dotted(loc), hint=hint
         )
-
-    return _ENV.sub(replace, value)
 
 
 def _line_for(loc: Location, lines: Mapping[Location, int]) -> int | None:

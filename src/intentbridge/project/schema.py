@@ -247,7 +247,9 @@ class Backend(_Strict):
 
     base_url: str
     auth: Auth = NoAuth()
-    timeout: float = Field(5.0, gt=0, le=300, description="seconds for connect and read")
+    timeout: float = Field(
+        5.0, gt=0, le=300, description="seconds one attempt may take: connect, send and read"
+    )
     connect_timeout: float | None = Field(None, gt=0, le=60)
     headers: dict[str, str] = Field(default_factory=dict)
     retry: RetrySettings = RetrySettings()
