@@ -200,3 +200,22 @@ def test_accurate_pipeline_trains_saves_and_loads_the_tagger(tmp_path: Path) -> 
     text = "show flights from Boston to San Francisco on monday"
     assert loaded.parse(text).entities == model.parse(text).entities
     assert {e.entity for e in loaded.parse(text).entities} == {"from_city", "to_city", "date"}
+
+
+@pytest.mark.slow
+def test_training_cut_short_by_a_time_budget_is_recorded(tmp_path: Path) -> None:
+    """A busy machine ends training early; the model says which part and how far it got."""
+    fast_dense = {"method": "finetune", "train_layers": 1, "num_threads": 1}
+    model = NluModel.train(
+        _data(),
+        "accurate",
+        intent_params={"dense": {**fast_dense, "epochs": 200, "time_budget_s": 0.5}},
+        tagger_params=PARAMS,
+    )
+    [cut] = model.info["shortened_by_time_budget"]
+    assert cut["part"] == "intent model 'dense'"
+    assert 0 < cut["steps"] < cut["planned_steps"]
+    loaded = NluModel.load(model.save(tmp_path / "model"))
+    assert loaded.info["shortened_by_time_budget"] == [cut]
+    full = NluModel.train(_data(), "accurate", intent_params={"dense": {**fast_dense, "epochs": 1}})
+    assert full.info["shortened_by_time_budget"] == []

@@ -124,6 +124,15 @@ def train(
         f"{model.calibration.threshold:.2f}) in {took:.1f}s → {escape(str(out_dir))}",
         highlight=False,
     )
+    for cut in model.info.get("shortened_by_time_budget", []):
+        err.print(
+            f"[yellow]warning:[/yellow] the time budget ended the {escape(cut['part'])}'s "
+            f"training after {cut['steps']} of {cut['planned_steps']} steps "
+            f"({cut['epochs_done']:.1f} epochs): the machine was slow or busy, and the "
+            "model is less accurate than a full schedule makes it; train again on an "
+            "idle machine",
+            highlight=False,
+        )
 
 
 @app.command("eval")

@@ -172,7 +172,10 @@ def train_model(
     if job is not None and entities.tagger is not None and entities.neural is None:
         entities.set_neural(job.train(data), job.crf_weight)
     report("entities", 1.0)
+    parts = [(f"intent model '{k}'", m) for k, m in zip(spec.intent_models, models, strict=True)]
+    parts.append(("entity tagger", entities.neural))
     info = {
+        "shortened_by_time_budget": _shortened(parts),
         "training_seconds": round(time.perf_counter() - started, 3),
         "n_examples": len(data.examples),
         "entity_labels": sorted({sp.label for ex in data.examples for sp in ex.entities}),
@@ -192,6 +195,28 @@ def train_model(
     )
     report("done", 1.0)
     return model
+
+
+def _shortened(parts: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """The parts whose training a time budget ended early, with how far they got.
+
+    Their schedules were cut to fit the training time (a slow or busy machine): the
+    model works, but is less accurate than a full schedule would make it.
+    """
+    cut = []
+    for name, part in parts:
+        fit = getattr(part, "fit_info", None) or {}
+        if fit.get("shortened_by_time_budget"):
+            planned = fit.get("planned_steps") or 0
+            cut.append(
+                {
+                    "part": name,
+                    "steps": int(fit.get("steps", 0)),
+                    "planned_steps": int(planned),
+                    "epochs_done": float(fit.get("epochs_done", 0.0)),
+                }
+            )
+    return cut
 
 
 DEFAULT_CRF_WEIGHT = 0.5
