@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+#: A folder to keep each trained model in (``<data set>-<pipeline>``), when set.
+KEEP_ENV = "INTENTBRIDGE_BENCH_KEEP"
 DATASETS = ["banking77", "clinc150", "snips", "atis", "sgd"]
 PIPELINES = ["fast", "accurate", "baseline"]
 RESULTS = ROOT / "bench" / "results" / "nlu.md"
@@ -98,6 +100,9 @@ def run_worker(dataset: str, pipeline: str) -> dict[str, Any]:
         return {"dataset": dataset, "pipeline": pipeline, "skipped": str(exc)}
     train_seconds = time.perf_counter() - start
     train_cpu_seconds = _cpu_seconds() - cpu_start
+    keep = os.environ.get(KEEP_ENV)
+    if keep and pipeline != "baseline":  # for evaluating the same models again later
+        model.save(Path(keep) / f"{dataset}-{pipeline}")
     with tempfile.TemporaryDirectory() as tmp:
         model.save(Path(tmp) / "model")
         size = sum(f.stat().st_size for f in (Path(tmp) / "model").rglob("*") if f.is_file())
