@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -29,6 +32,31 @@ def test_init_creates_a_valid_project_that_chats(tmp_path: Path) -> None:
     assert chat.exit_code == 0, chat.output
     assert "Hello! Ask me about an order." in chat.output
     assert "What's the order number?" in chat.output
+    assert '"event": "turn"' not in chat.output  # no info log line between the turns
+
+
+def test_chat_is_quiet_unless_asked_to_log(tmp_path: Path) -> None:
+    """Real processes: logging is set up once per process, as a user runs the CLI."""
+    CliRunner().invoke(app, ["init", str(tmp_path / "bot")])
+    cli = [sys.executable, "-c", "from intentbridge.cli.main import main; main()"]
+    quiet = {k: v for k, v in os.environ.items() if k != "INTENTBRIDGE_LOG_LEVEL"}
+
+    def chat(store: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*cli, "chat", str(tmp_path / "bot"), "--store", f"sqlite:///{tmp_path / store}"],
+            input="hello\n/quit\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            check=True,
+        )
+
+    plain = chat("plain.db", quiet)
+    assert "Hello! Ask me about an order." in plain.stdout
+    assert '"turn"' not in plain.stdout + plain.stderr
+    logged = chat("logged.db", {**quiet, "INTENTBRIDGE_LOG_LEVEL": "info"})
+    assert '"turn"' in logged.stderr
 
 
 def test_init_refuses_a_non_empty_folder(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shlex
 import shutil
@@ -126,7 +127,12 @@ def chat(
 ) -> None:
     """Chat with the bot in the terminal (no server needed)."""
     from intentbridge.cli.chat import chat_loop
+    from intentbridge.observability.logging import LEVEL_ENV, configure_logging
 
+    if not os.environ.get(LEVEL_ENV):
+        # a log line per turn between "you>" and "bot>" is noise in a terminal chat;
+        # warnings and errors still show, and INTENTBRIDGE_LOG_LEVEL=info brings it back
+        configure_logging(level=logging.WARNING)
     _guard(lambda: asyncio.run(chat_loop(project, sender=sender, store_url=store)))
 
 
