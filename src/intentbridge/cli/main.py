@@ -131,8 +131,10 @@ def chat(
 
     if not os.environ.get(LEVEL_ENV):
         # a log line per turn between "you>" and "bot>" is noise in a terminal chat;
-        # warnings and errors still show, and INTENTBRIDGE_LOG_LEVEL=info brings it back
-        configure_logging(level=logging.WARNING)
+        # warnings and errors still show, and INTENTBRIDGE_LOG_LEVEL=info brings it back.
+        # Not cached: whatever runs in this process after the chat (a test driving the
+        # CLI) gets the logging it sets up, not this quieter one.
+        configure_logging(level=logging.WARNING, cache=False)
     _guard(lambda: asyncio.run(chat_loop(project, sender=sender, store_url=store)))
 
 

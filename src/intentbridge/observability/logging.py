@@ -137,11 +137,17 @@ def _stderr_logger(*_: Any) -> _StderrLogger:
 
 
 def configure_logging(
-    *, json: bool | None = None, level: int | None = None, file: TextIO | None = None
+    *,
+    json: bool | None = None,
+    level: int | None = None,
+    file: TextIO | None = None,
+    cache: bool = True,
 ) -> None:
     """Route structlog events to ``file`` (stderr), as JSON unless it is a terminal.
 
     The level comes from ``level``, else ``$INTENTBRIDGE_LOG_LEVEL`` (``info`` by default).
+    ``cache``: each logger keeps this set-up from its first use on (faster; a later
+    call does not change it). Off, a later call still applies to every logger.
     """
     if level is None:
         name = os.environ.get(LEVEL_ENV, "info").upper()
@@ -163,5 +169,5 @@ def configure_logging(
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=file) if file else _stderr_logger,
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )
