@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import gzip
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import pytest
+import rawhttp
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from rawhttp import Handler, after_the_head, call, response
 
 from intentbridge.integration import Integrations
 from intentbridge.integration.backend import BackendClient, retry_after_of
@@ -23,46 +25,17 @@ from intentbridge.integration.records import RecordingHook
 from intentbridge.integration.transport import MAX_RESPONSE_BYTES
 from intentbridge.project.schema import Backend, BotConfig
 from intentbridge.testing import LoopbackServer
-from intentbridge.types import Call, HttpMethod
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+from intentbridge.types import HttpMethod
 
 
-def call(path: str, method: HttpMethod = "GET", **fields: Any) -> Call:
-    return Call(backend="bank", operation="op", method=method, path=path, **fields)
-
-
-@asynccontextmanager
-async def raw_server(handler: Handler) -> AsyncIterator[str]:
-    tasks: list[asyncio.Task[Any]] = []
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        tasks.append(task)
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-            await handler(reader, writer)
-        except (ConnectionError, asyncio.CancelledError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.close()
-        for task in tasks:
-            task.cancel()
-        await server.wait_closed()
+def raw_server(handler: Handler) -> AbstractAsyncContextManager[str]:
+    """A raw server whose handlers start after the request's head."""
+    return rawhttp.raw_server(after_the_head(handler))
 
 
 def answer(body: bytes, *headers: str, status: str = "200 OK") -> Handler:
     async def handler(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        lines = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", *headers, "", ""]
-        writer.write("\r\n".join(lines).encode("latin-1") + body)
+        writer.write(response(status, body, *headers))
         await writer.drain()
 
     return handler

@@ -8,11 +8,10 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from rawhttp import call, raw_server, response
 
 from intentbridge.errors import ConfigError
 from intentbridge.integration import Integrations
@@ -22,35 +21,7 @@ from intentbridge.integration.transport import (
     AiohttpTransport,
     default_transport,
 )
-from intentbridge.types import Call, HttpMethod
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-def call(path: str, method: HttpMethod = "GET", **fields: Any) -> Call:
-    return Call(backend="bank", operation="op", method=method, path=path, **fields)
-
-
-@asynccontextmanager
-async def raw_server(handler: Handler) -> AsyncIterator[str]:
-    writers: list[asyncio.StreamWriter] = []
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writers.append(writer)
-        try:
-            await handler(reader, writer)
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.close()
-        for writer in writers:
-            writer.close()
-        await server.wait_closed()
+from intentbridge.types import HttpMethod
 
 
 async def read_request(reader: asyncio.StreamReader) -> bytes:
@@ -61,11 +32,6 @@ async def read_request(reader: asyncio.StreamReader) -> bytes:
         if name.strip().lower() == b"content-length":
             length = int(value)
     return head + (await reader.readexactly(length) if length else b"")
-
-
-def response(status: str, body: bytes, *headers: str) -> bytes:
-    lines = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", *headers, "", ""]
-    return "\r\n".join(lines).encode() + body
 
 
 @pytest.mark.parametrize(
