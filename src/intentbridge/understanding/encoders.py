@@ -13,6 +13,7 @@ the ``embeddings`` extra; a missing extra raises
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import json
@@ -314,6 +315,7 @@ def parse_dtype() -> str:
     return "int8" if int8_products(torch) is not None else "float32"
 
 
+@functools.cache  # probed once per process: parse_dtype and each encoder ask
 def int8_products(torch: Any) -> tuple[Callable[..., Any], Callable[..., Any]] | None:
     """Torch's quantised product (fbgemm), as ``(pack, product)``, when it works here.
 
