@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from intentbridge.conversation.locks import ConversationBusyError
 from intentbridge.observability.logging import redact_server_logs
 from intentbridge.observability.metrics import count_turn_failure
+from intentbridge.text import is_unicode
 from intentbridge.types import Identity, Message, Reply
 
 log = structlog.get_logger("intentbridge.channels.rest")
@@ -226,15 +227,6 @@ def _check_json(data: Any) -> None:
                 todo.append((item, depth + 1, inner))
         elif isinstance(value, str) and not is_unicode(value):
             raise _invalid("string_unicode", NOT_UNICODE, field)
-
-
-def is_unicode(text: str) -> bool:
-    """Whether UTF-8 can carry ``text`` (no lone surrogate such as ``"\\ud800"``)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 async def _stream(handle: Handler, message: Message) -> AsyncIterator[bytes]:

@@ -17,7 +17,7 @@ import structlog
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 
-from intentbridge.channels.rest import NOT_UNICODE, is_unicode
+from intentbridge.channels.rest import NOT_UNICODE
 from intentbridge.integration.signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -27,6 +27,7 @@ from intentbridge.integration.signing import (
 from intentbridge.integration.templates import render
 from intentbridge.project.schema import IncomingWebhook
 from intentbridge.stores.base import Store
+from intentbridge.text import json_is_unicode
 
 log = structlog.get_logger("intentbridge.channels.webhooks")
 
@@ -68,7 +69,7 @@ def webhook_router(
             raise HTTPException(400, "body nests JSON too deeply") from None
         if not isinstance(event, dict):
             raise HTTPException(400, "the event must be a JSON object")
-        if not _is_unicode(event):
+        if not json_is_unicode(event):
             log.warning("webhook_rejected", source=source, reason="lone surrogate in the event")
             # the REST channel's answer to the same body: FastAPI's 422, without the value
             raise RequestValidationError(
@@ -95,25 +96,3 @@ def webhook_router(
         return {"status": "delivered", "id": str(event_id)}
 
     return router
-
-
-def _is_unicode(event: dict[str, Any]) -> bool:
-    """False when a key or string anywhere in ``event`` holds a lone surrogate.
-
-    JSON's syntax allows ``"\\ud800"``, and json.loads decodes UTF-8-encoded
-    surrogates too: such a string is no text, and a store, a log line or a reply
-    that meets it fails.
-
-    A loop, not recursion: the event may nest as deep as json.loads allows.
-    """
-    todo: list[Any] = [event]
-    while todo:
-        value = todo.pop()
-        if isinstance(value, dict):
-            todo.extend(value)
-            todo.extend(value.values())
-        elif isinstance(value, list):
-            todo.extend(value)
-        elif isinstance(value, str) and not is_unicode(value):
-            return False
-    return True

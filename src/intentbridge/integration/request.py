@@ -35,6 +35,7 @@ from urllib.parse import quote
 
 from intentbridge.errors import IntegrationError, UnsafeValueError
 from intentbridge.project.schema import Operation
+from intentbridge.text import is_unicode, json_is_unicode
 from intentbridge.types import Call, Money
 
 __all__ = ["build_call", "json_value", "text_value"]
@@ -143,11 +144,9 @@ _MAX_TEXT = 8192
 
 
 def _check_unicode(text: str, what: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
+    if not is_unicode(text):
         # a lone surrogate (JSON "\ud800" from a chat client): no bytes can carry it
-        raise UnsafeValueError(f"{what} is not valid Unicode text") from None
+        raise UnsafeValueError(f"{what} is not valid Unicode text")
 
 
 def _check_text(text: str, what: str) -> None:
@@ -157,15 +156,8 @@ def _check_text(text: str, what: str) -> None:
 
 
 def _check_json(value: Any, what: str) -> Any:
-    if isinstance(value, str):
-        _check_unicode(value, what)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_unicode(key, what)
-            _check_json(item, what)
-    elif isinstance(value, list):
-        for item in value:
-            _check_json(item, what)
+    if not json_is_unicode(value):
+        raise UnsafeValueError(f"{what} is not valid Unicode text")
     return value
 
 
