@@ -81,6 +81,15 @@ async def test_lone_surrogates_in_json_strings_become_replacement_characters() -
     assert str(result.body).encode("utf-8")
 
 
+async def test_a_lone_surrogate_deep_inside_json_is_an_answer_not_a_crash() -> None:
+    """Deep enough for json.loads, too deep for replacing the surrogate: kept as text."""
+    body = b"[" * 900 + b'"\\ud800"' + b"]" * 900
+    async with client_for(answer(body, JSON)) as client:
+        result = await client.send(call("/x"))
+    assert (result.outcome, result.status_code) == ("ok", 200)
+    assert isinstance(result.body, str) and result.body.encode("utf-8")
+
+
 async def test_retry_after_in_non_ascii_digits_is_ignored() -> None:
     """``Retry-After: ²`` passes ``str.isdigit`` but is no number of seconds."""
     async with client_for(answer(b"{}", JSON, "Retry-After: \xb2", status="429 Slow")) as client:

@@ -176,9 +176,12 @@ def _parse_body(response: httpx.Response, content: bytes) -> Any:
             # invalid JSON is, so an answer that came is never turned into a crash
             pass
         else:
-            if _ESCAPED_SURROGATE.search(content):
-                body = _without_lone_surrogates(body)
-            return body
+            if not _ESCAPED_SURROGATE.search(content):
+                return body
+            try:
+                return _without_lone_surrogates(body)
+            except RecursionError:  # two frames a level: less deep than json.loads goes
+                pass
     return content.decode(response.encoding or "utf-8", errors="replace")
 
 
