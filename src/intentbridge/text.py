@@ -1,13 +1,28 @@
-"""Whether text can be sent and stored at all: strings with a lone surrogate cannot.
+"""Text that may be sent, stored and shown.
 
-JSON's syntax allows ``"\\ud800"`` and ``json.loads`` decodes UTF-8-encoded surrogates
-too, so such strings arrive from chat clients, webhooks and backends; UTF-8 cannot
-carry them, and a store, a log line or a request that meets one fails.
+- Strings with a lone surrogate cannot be sent or stored at all: JSON's syntax allows
+  ``"\\ud800"`` and ``json.loads`` decodes UTF-8-encoded surrogates too, so they arrive
+  from chat clients, webhooks and backends; UTF-8 cannot carry them, and a store, a
+  log line or a request that meets one fails.
+- Known secret values (credentials, environment values) must not be shown: a backend
+  may echo a token in an error message, and a config error may quote an env value.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+
+#: Values shorter than this are not masked: a port or "5" would blank out other words.
+MIN_SECRET_LENGTH = 4
+
+
+def mask_secrets(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with each of ``secrets`` (longest first) replaced by ``***``."""
+    masked = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
+    for secret in sorted(masked, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def is_unicode(text: str) -> bool:

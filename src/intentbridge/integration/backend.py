@@ -49,6 +49,7 @@ from intentbridge.integration.transport import (
     never_connected,
 )
 from intentbridge.project.schema import Backend
+from intentbridge.text import mask_secrets
 from intentbridge.types import Call, Outcome, Result
 
 __all__ = [
@@ -64,7 +65,6 @@ log = structlog.get_logger(__name__)
 
 _REASON_KEYS = ("detail", "error", "message")
 _MAX_ERROR_TEXT = 300
-_MIN_SECRET = 4  # shorter "secrets" would redact ordinary words in a reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,10 +273,7 @@ class BackendClient:
         ]
         if isinstance(self._auth, OAuth2ClientCredentialsAuth):
             secrets.append(self._auth.current_token)
-        for secret in secrets:
-            if isinstance(secret, str) and len(secret) >= _MIN_SECRET and secret in text:
-                text = text.replace(secret, "***")
-        return text
+        return mask_secrets(text, (s for s in secrets if isinstance(s, str)))
 
     async def aclose(self) -> None:
         """Close the pooled connections."""

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from intentbridge.errors import ConfigError
 from intentbridge.project.schema import BotConfig
+from intentbridge.text import MIN_SECRET_LENGTH, mask_secrets
 
 PROJECT_FILE = "bot.yaml"
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -88,25 +89,15 @@ def parse_config(text: str, path: Path | str, env: Mapping[str, str]) -> BotConf
     try:
         return _parse(text, path, env, used)
     except ConfigError as exc:
-        if not any(len(v) >= _MIN_SECRET for v in used):
+        if not any(len(v) >= MIN_SECRET_LENGTH for v in used):
             raise
         raise ConfigError(
-            _redact(exc.message, used),
+            mask_secrets(exc.message, used),
             path=exc.path,
             line=exc.line,
             field=exc.field,
-            hint=_redact(exc.hint, used) if exc.hint else None,
+            hint=mask_secrets(exc.hint, used) if exc.hint else None,
         ) from None
-
-
-_MIN_SECRET = 4  # shorter values (ports, "5") would blank out unrelated words
-
-
-def _redact(text: str, values: set[str]) -> str:
-    for value in sorted(values, key=len, reverse=True):
-        if len(value) >= _MIN_SECRET:
-            text = text.replace(value, "***")
-    return text
 
 
 def _parse(text: str, path: Path | str, env: Mapping[str, str], used: set[str]) -> BotConfig:
