@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from intentbridge.cli.nlu import app as nlu_app
+from intentbridge.cli.nlu import os_reason
 from intentbridge.errors import IntentbridgeError
 
 app = typer.Typer(
@@ -63,18 +64,12 @@ def init(
         with resources.as_file(template) as source:
             shutil.copytree(source, directory, dirs_exist_ok=True)
     except (OSError, shutil.Error) as exc:
-        err.print(f"[red]error:[/red] cannot create {shown}: {escape(_reason(exc))}")
+        err.print(f"[red]error:[/red] cannot create {shown}: {escape(os_reason(exc))}")
         raise typer.Exit(2) from None
     typed = escape(shlex.quote(str(directory)))  # a command the user can paste as it is
     console.print(f"Created [bold]{shown}[/bold]. Next:")
     console.print(f"  intentbridge chat {typed}    # talk to it in the terminal", soft_wrap=True)
     console.print(f"  intentbridge run {typed}     # serve the REST channel", soft_wrap=True)
-
-
-def _reason(exc: OSError | shutil.Error) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc)
 
 
 @app.command()

@@ -48,9 +48,13 @@ def _fail(problem: IntentbridgeError | str) -> typer.Exit:
     return typer.Exit(1)
 
 
+def os_reason(exc: BaseException) -> str:
+    """What went wrong with a file, without Python's "[Errno 2]" and repeated path."""
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
 def _cannot_write(path: Path, exc: OSError | UnicodeError) -> typer.Exit:
-    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    return _fail(f"cannot write {path}: {reason}")
+    return _fail(f"cannot write {path}: {os_reason(exc)}")
 
 
 def _no_examples(data: Sequence[Path]) -> TrainingDataError:
