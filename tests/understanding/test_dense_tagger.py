@@ -211,11 +211,16 @@ def test_training_cut_short_by_a_time_budget_is_recorded(tmp_path: Path) -> None
         "accurate",
         intent_params={"dense": {**fast_dense, "epochs": 200, "time_budget_s": 0.5}},
         tagger_params=PARAMS,
+        # far more L-BFGS iterations than the CRF's share of the 570 s would hold
+        crf_params={"max_iterations": 10**8},
     )
-    [cut] = model.info["shortened_by_time_budget"]
+    cut, crf = model.info["shortened_by_time_budget"]
     assert cut["part"] == "intent model 'dense'"
     assert 0 < cut["steps"] < cut["planned_steps"]
+    assert crf["part"] == "CRF entity tagger"
+    assert 0 < crf["steps"] < crf["planned_steps"] == 10**8
+    assert "epochs_done" not in crf  # iterations, not epochs
     loaded = NluModel.load(model.save(tmp_path / "model"))
-    assert loaded.info["shortened_by_time_budget"] == [cut]
+    assert loaded.info["shortened_by_time_budget"] == [cut, crf]
     full = NluModel.train(_data(), "accurate", intent_params={"dense": {**fast_dense, "epochs": 1}})
     assert full.info["shortened_by_time_budget"] == []

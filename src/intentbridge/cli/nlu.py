@@ -129,10 +129,11 @@ def train(
         highlight=False,
     )
     for cut in model.info.get("shortened_by_time_budget", []):
+        epochs = f" ({cut['epochs_done']:.1f} epochs)" if "epochs_done" in cut else ""
         err.print(
             f"[yellow]warning:[/yellow] the time budget ended the {escape(cut['part'])}'s "
-            f"training after {cut['steps']} of {cut['planned_steps']} steps "
-            f"({cut['epochs_done']:.1f} epochs): the machine was slow or busy, and the "
+            f"training after {cut['steps']} of {cut['planned_steps']} steps"
+            f"{epochs}: the machine was slow or busy, and the "
             "model is less accurate than a full schedule makes it; train again on an "
             "idle machine",
             highlight=False,

@@ -216,13 +216,15 @@ class EntityRecognizer:
         clusters: bool | None = None,
         intent_feature: bool = True,
         learn_fixed_spans: bool = True,
+        crf_time_budget_s: float | None = None,
     ) -> EntityRecognizer:
         """Learn the tagger (if any example has entities) and the merge policy.
 
         ``clusters``: learn word clusters from the training texts as tagger features
         (default: when there are at least ``_MIN_CLUSTER_EXAMPLES`` examples).
         ``intent_feature``: give the tagger the (gold) intent of each example; parsing
-        then passes the predicted intent.
+        then passes the predicted intent. ``crf_time_budget_s``: seconds the CRF's
+        training should end within (see :meth:`CrfTagger.fit`).
         ``learn_fixed_spans``: learn which entities' tagged spans must not be widened
         to a rule match (:attr:`fixed_spans`), and never widen a tagged span into
         another (:attr:`strict_spans`). Both pipelines do since 2026-11-26 (`fast`:
@@ -321,7 +323,9 @@ class EntityRecognizer:
                 emit[kind] = None
         tagger = None
         if learned:
-            tagger = CrfTagger(**(crf_params or {})).fit(features, labels, progress=progress)
+            tagger = CrfTagger(**(crf_params or {})).fit(
+                features, labels, progress=progress, time_budget_s=crf_time_budget_s
+            )
         # roles come from cue words for annotated-role entities, and for lookup
         # entities (accounts, cards) when the data annotates no roles at all
         if not role_entities:

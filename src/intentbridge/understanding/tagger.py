@@ -10,8 +10,10 @@ the tagger learns when such a match is an entity, and of which kind.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import tempfile
+import time
 from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -274,35 +276,80 @@ class CrfTagger:
         self._model: bytes | None = None
         self._tagger: pycrfsuite.Tagger | None = None
         self._weights: CrfWeights | None = None  # for marginals, read out when first asked
+        #: How training went: seconds, iterations run and planned, and whether a time
+        #: budget cut them (see :meth:`fit`).
+        self.fit_info: dict[str, Any] = {}
 
     def fit(
         self,
         features: Sequence[list[list[str]]],
         labels: Sequence[list[str]],
         progress: Callable[[int, int], None] | None = None,
+        *,
+        time_budget_s: float | None = None,
     ) -> CrfTagger:
-        """Train on feature sequences and their BIO labels."""
-        trainer = _Trainer(progress, self.max_iterations)
+        """Train on feature sequences and their BIO labels.
+
+        ``progress(done, total)`` is called after each iteration (L-BFGS) or epoch
+        (passive-aggressive).
+
+        ``time_budget_s``: wall-clock seconds the training should end within. After
+        the first few iterations the time per iteration is known; when all
+        ``max_iterations`` would not fit, that run stops and training starts again
+        with as many iterations as fit (at least :data:`MIN_ITERATIONS`), and
+        :attr:`fit_info` says so (``shortened_by_time_budget``). CRFsuite cannot
+        stop early and keep its weights, hence the second run; the first costs a
+        few iterations and the feature generation.
+        """
+        started = time.monotonic()
+        deadline = None if time_budget_s is None else started + time_budget_s
+        pairs = [(x, y) for x, y in zip(features, labels, strict=True) if x]
+        planned = self.max_iterations
+        try:
+            model = self._train(pairs, planned, progress, deadline)
+            iterations = planned
+        except _OutOfTime as late:
+            # the second run repeats the first's iterations (same data, same path),
+            # then each further one is projected to cost what those did on average
+            left = late.deadline - time.monotonic() - late.prepare_s - late.elapsed
+            more = math.floor(left / late.per_iteration)
+            iterations = max(MIN_ITERATIONS, min(planned - 1, late.done + more))
+            model = self._train(pairs, iterations, progress, None)
+        self._set_model(model)
+        self.fit_info = {
+            "seconds": round(time.monotonic() - started, 2),
+            "steps": iterations,
+            "planned_steps": planned,
+            "shortened_by_time_budget": iterations < planned,
+        }
+        return self
+
+    def _train(
+        self,
+        pairs: list[tuple[list[list[str]], list[str]]],
+        iterations: int,
+        progress: Callable[[int, int], None] | None,
+        deadline: float | None,
+    ) -> bytes:
+        trainer = _Trainer(progress, iterations, deadline)
         trainer.select(self.algorithm, "crf1d")
         params: dict[str, object] = {
-            "max_iterations": self.max_iterations,
+            "max_iterations": iterations,
             "feature.possible_transitions": True,
             "feature.minfreq": self.min_freq,
         }
         if self.algorithm == "lbfgs":
             params.update({"c1": self.c1, "c2": self.c2})
         trainer.set_params(params)
-        for xseq, yseq in zip(features, labels, strict=True):
-            if xseq:
-                trainer.append(xseq, yseq)
+        for xseq, yseq in pairs:
+            trainer.append(xseq, yseq)
         fd, name = tempfile.mkstemp(suffix=".crfsuite")
         os.close(fd)
         try:
             trainer.train(name)
-            self._set_model(Path(name).read_bytes())
+            return Path(name).read_bytes()
         finally:
             Path(name).unlink(missing_ok=True)
-        return self
 
     def _set_model(self, model: bytes) -> None:
         # CRFsuite trusts the file: a truncated one makes it read past the buffer and
@@ -449,15 +496,65 @@ class CrfTagger:
             self._set_model(model)
 
 
-class _Trainer(pycrfsuite.Trainer):  # type: ignore[misc]
-    """Reports L-BFGS iterations to a progress callback instead of printing."""
+#: The fewest iterations (L-BFGS) or epochs (passive-aggressive) a time budget leaves.
+MIN_ITERATIONS = 10
+#: Iterations timed before the rest is projected (the first ones vary the most).
+_MEASURED_ITERATIONS = 3
 
-    def __init__(self, progress: Callable[[int, int], None] | None, total: int) -> None:
+
+class _OutOfTime(Exception):
+    """Raised from the trainer's log callback: the planned iterations will not fit."""
+
+    def __init__(
+        self, done: int, elapsed: float, per_iteration: float, prepare_s: float, deadline: float
+    ) -> None:
+        super().__init__(f"{done} iterations in {elapsed:.1f} s")
+        self.done = done
+        self.elapsed = elapsed  # seconds those iterations took
+        self.per_iteration = per_iteration  # projected seconds of each further one
+        self.prepare_s = prepare_s  # reading the data and generating the features
+        self.deadline = deadline
+
+
+class _Trainer(pycrfsuite.Trainer):  # type: ignore[misc]
+    """Reports iterations to a progress callback instead of printing and, after the
+    first :data:`_MEASURED_ITERATIONS`, stops training (by raising :class:`_OutOfTime`,
+    which CRFsuite's wrapper carries out of ``train``) if the rest would end after
+    ``deadline``.
+
+    The projection assumes each further iteration costs what the first ones did on
+    average. L-BFGS's early iterations may try many step sizes (SGD's fourth took 15
+    passes over the data, 32 s; from the tenth on, one each, 2 s), and such a hump
+    after the check is not foreseen. The check is made once, early, so that a
+    stopped run wastes little. pycrfsuite calls ``on_iteration`` only when verbose,
+    so the log is read here.
+    """
+
+    def __init__(
+        self, progress: Callable[[int, int], None] | None, total: int, deadline: float | None
+    ) -> None:
         super().__init__(verbose=False)
         self._progress = progress
         self._total = total
+        self._deadline = deadline
+        self._started = time.monotonic()
+        self._prepared: float | None = None
 
-    def on_iteration(self, log: str, info: dict[str, object]) -> None:
+    def message(self, message: str) -> None:
+        event = self.logparser.feed(message)
+        now = time.monotonic()
+        if event == "prepared":
+            self._prepared = now
+        if event != "iteration":
+            return
+        num = self.logparser.last_iteration.get("num", 0)
+        done = int(num) if isinstance(num, int) else 0
         if self._progress is not None:
-            num = info.get("num", 0)
-            self._progress(int(num) if isinstance(num, int) else 0, self._total)
+            self._progress(done, self._total)
+        if self._deadline is None or self._prepared is None or done != _MEASURED_ITERATIONS:
+            return
+        elapsed = now - self._prepared
+        per_iteration = elapsed / done
+        if now + per_iteration * (self._total - done) > self._deadline:
+            prepare_s = self._prepared - self._started
+            raise _OutOfTime(done, elapsed, per_iteration, prepare_s, self._deadline)
