@@ -73,6 +73,25 @@ async def test_504_on_a_post_is_outcome_unknown(client: BackendClient) -> None:
     assert result.outcome == "outcome_unknown"
 
 
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        (500, "outcome_unknown"),
+        (502, "outcome_unknown"),
+        (501, "unavailable"),
+        (503, "unavailable"),
+    ],
+)
+async def test_a_server_error_on_a_post_may_have_acted(
+    client: BackendClient, status: int, outcome: str
+) -> None:
+    """A transfer answered 500 may have gone through: saying it failed would invite
+    the person to send it again. 503 says it was not handled."""
+    result = await client.send(call(f"/status/{status}", "POST"))
+    assert (result.outcome, result.status_code) == (outcome, status)
+    assert result.error is not None and str(status) in result.error
+
+
 async def test_connection_refused_is_unavailable(refused_url: str, make_backend: Any) -> None:
     c = BackendClient("bank", make_backend(refused_url))
     try:

@@ -11,7 +11,7 @@ word for a person:
 408, 504                      ``timeout`` (504 on an unsafe call: ``outcome_unknown``)
 429                           ``rate_limited``
 other 4xx                     ``rejected`` with the backend's reason
-5xx, connection refused       ``unavailable``
+5xx, connection refused       ``unavailable`` (500, 502 on an unsafe call: ``outcome_unknown``)
 3xx (never followed)          ``error`` (on an unsafe call: ``outcome_unknown``)
 answer over 10 MB (not read)  ``error`` (on an unsafe call: ``outcome_unknown``)
 no connection in time         ``timeout`` (nothing was sent)
@@ -413,6 +413,14 @@ class BackendClient:
                 "rejected",
                 self._reason(body) or f"the backend refused (HTTP {status})",
             )
+        elif status in (500, 502) and is_unsafe(call):
+            # An error inside the backend (or behind a gateway) may come after the
+            # change was made: a transfer answered 500 may have gone through, and
+            # "it failed" would invite the person to send it again. 503 and the
+            # rest say the request was not handled.
+            outcome = "outcome_unknown"
+            error = f"sent, but the backend failed before confirming (HTTP {status})"
+            retry_after = _parse_retry_after(response.headers.get("retry-after"))
         elif status >= 500:
             outcome, error = "unavailable", f"the backend failed (HTTP {status})"
             retry_after = _parse_retry_after(response.headers.get("retry-after"))
