@@ -37,12 +37,20 @@ async def read_request(reader: asyncio.StreamReader) -> bytes:
 @pytest.mark.parametrize(
     ("method", "outcome"), [("POST", "outcome_unknown"), ("GET", "unavailable")]
 )
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 abc\r\nthis is not http\r\n\r\n",
+        # HTTP forbids a body on 204; aiohttp's parser reads it as a next answer
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello",
+    ],
+)
 async def test_a_malformed_answer_after_sending(
-    make_backend: Any, method: HttpMethod, outcome: str
+    make_backend: Any, method: HttpMethod, outcome: str, answer: bytes
 ) -> None:
     async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
-        writer.write(b"HTTP/1.1 abc\r\nthis is not http\r\n\r\n")
+        writer.write(answer)
         await writer.drain()
         writer.close()
 
@@ -53,6 +61,7 @@ async def test_a_malformed_answer_after_sending(
         finally:
             await client.aclose()
     assert result.outcome == outcome
+    assert result.error is not None and "not valid HTTP" in result.error
 
 
 async def test_no_pooled_connection_in_time_is_a_timeout_and_sends_nothing(

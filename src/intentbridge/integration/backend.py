@@ -366,7 +366,15 @@ class BackendClient:
                     call, "outcome_unknown", "sent, but no answer before the timeout", started
                 )
             return self._failed(call, "timeout", "no answer before the timeout", started)
-        except (httpx.ReadError, httpx.RemoteProtocolError):
+        except httpx.RemoteProtocolError:
+            # an answer came, but not one HTTP can read (a bad status line, a body on
+            # a 204, which aiohttp's parser reads as the start of a next answer)
+            if is_unsafe(call):
+                return self._failed(
+                    call, "outcome_unknown", "sent, but the answer was not valid HTTP", started
+                )
+            return self._failed(call, "unavailable", "the answer was not valid HTTP", started)
+        except httpx.ReadError:
             if is_unsafe(call):
                 return self._failed(
                     call, "outcome_unknown", "sent, but the connection dropped", started
