@@ -57,19 +57,21 @@ def load_project(path: str | Path, env: Mapping[str, str] | None = None) -> BotP
             path=config_path,
             hint="run 'intentbridge init DIR' to create a project, or pass the project folder",
         )
-    text = _read_text(config_path)
+    text = read_text_file(config_path)
     config = parse_config(text, config_path, os.environ if env is None else env)
     return BotProject(root=config_path.parent.resolve(), config=config, config_path=config_path)
 
 
-def _read_text(path: Path) -> str:
+def read_text_file(
+    path: Path, hint: str = "bot.yaml must be a readable file inside the project folder"
+) -> str:
+    """A file's text; :class:`ConfigError` (file, line of the bad byte) when it cannot
+    be read or is not UTF-8."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(
-            f"cannot read the file: {exc.strerror or exc}",
-            path=path,
-            hint="bot.yaml must be a readable file inside the project folder",
+            f"cannot read the file: {exc.strerror or exc}", path=path, hint=hint
         ) from None
     try:
         return data.decode("utf-8")
@@ -100,7 +102,20 @@ def parse_config(text: str, path: Path | str, env: Mapping[str, str]) -> BotConf
         ) from None
 
 
-def _parse(text: str, path: Path | str, env: Mapping[str, str], used: set[str]) -> BotConfig:
+def yaml_data(
+    text: str,
+    path: Path | str,
+    env: Mapping[str, str] | None = None,
+    used: set[str] | None = None,
+) -> tuple[Any, dict[Location, int]]:
+    """Plain data from YAML text, and the line of each location in it.
+
+    bot.yaml's limits hold: at most :data:`MAX_VALUES` values after expanding
+    aliases, no alias cycles, no merge keys, no tags, no duplicate keys. With ``env``,
+    ``${VAR}`` in text is substituted (the values used are added to ``used``);
+    without, text stays as written. An empty document is ``None``. Every error is a
+    :class:`ConfigError` naming the file and line.
+    """
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except RecursionError:
@@ -117,29 +132,54 @@ def _parse(text: str, path: Path | str, env: Mapping[str, str], used: set[str]) 
             line=line,
             hint="check indentation and quoting around that line",
         ) from exc
-    if node is None:
-        raise ConfigError("the file is empty", path=path, hint="declare at least 'operations'")
     lines: dict[Location, int] = {}
+    if node is None:
+        return None, lines
     try:
-        data = _Builder(lines, path, env, used).build(node, ())
+        data = _Builder(lines, path, env, set() if used is None else used).build(node, ())
     except RecursionError:
         raise ConfigError(
             "nested too deeply", path=path, hint="flatten the lists and mappings"
         ) from None
+    return data, lines
+
+
+def validation_error(
+    exc: ValidationError,
+    path: Path | str,
+    lines: Mapping[Location, int],
+    hint: str | None = None,
+) -> ConfigError:
+    """The first of pydantic's errors as a :class:`ConfigError` with file, line and
+    field; ``hint`` when there is no more specific one.
+
+    Of several errors, the one deepest in the data: a value that fits no member of a
+    union gets an error per member, and the deepest says what is wrong inside the
+    member it was meant as ("regex: not a regular expression", not "bot: should be
+    text").
+    """
+    errors = exc.errors()
+    err = max(errors, key=lambda e: len(e["loc"]))  # the first of the deepest
+    loc = tuple(err["loc"])
+    return ConfigError(
+        _pydantic_message(err),
+        path=path,
+        line=_line_for(loc, lines),
+        field=_dotted(loc),
+        hint=_hint_for(err) or hint,
+    )
+
+
+def _parse(text: str, path: Path | str, env: Mapping[str, str], used: set[str]) -> BotConfig:
+    data, lines = yaml_data(text, path, env, used)
+    if data is None:
+        raise ConfigError("the file is empty", path=path, hint="declare at least 'operations'")
     if not isinstance(data, dict):
         raise ConfigError("the top level must be a mapping", path=path, line=1)
     try:
         config = BotConfig.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        raise ConfigError(
-            _pydantic_message(err),
-            path=path,
-            line=_line_for(loc, lines),
-            field=_dotted(loc),
-            hint=_hint_for(err),
-        ) from None
+        raise validation_error(exc, path, lines) from None
     problems = config.reference_errors()
     if problems:
         loc, message = problems[0]
@@ -154,7 +194,7 @@ class _Builder:
         self,
         lines: dict[Location, int],
         path: Path | str,
-        env: Mapping[str, str],
+        env: Mapping[str, str] | None,
         used: set[str],
     ) -> None:
         self.lines = lines
@@ -188,8 +228,8 @@ class _Builder:
             finally:
                 self.open.discard(id(node))
         value = self._scalar(node, loc)
-        if isinstance(value, str) and "${" in value:
-            return self._substitute(value, loc)
+        if self.env is not None and isinstance(value, str) and "${" in value:
+            return self._substitute(value, loc, self.env)
         return value
 
     def _mapping(self, node: yaml.MappingNode, loc: Location) -> dict[Any, Any]:
@@ -226,12 +266,12 @@ class _Builder:
                 hint="remove the tag; bot.yaml holds plain text, numbers, lists and mappings",
             ) from None
 
-    def _substitute(self, value: str, loc: Location) -> str:
+    def _substitute(self, value: str, loc: Location, env: Mapping[str, str]) -> str:
         def replace(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
-            if name in self.env and self.env[name] != "":
-                self.used.add(self.env[name])
-                return self.env[name]
+            if name in env and env[name] != "":
+                self.used.add(env[name])
+                return env[name]
             if default is not None:
                 return default
             raise ConfigError(

@@ -36,12 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from intentbridge.bot import Bot, BotSettings
 from intentbridge.errors import ConfigError
-from intentbridge.project.loader import BotProject
+from intentbridge.project.loader import BotProject, read_text_file, validation_error, yaml_data
 from intentbridge.testing.faults import FaultProxy, Faults
 from intentbridge.types import Call, Message, Next, Result
 
@@ -52,6 +51,15 @@ class _Model(BaseModel):
 
 class TextCheck(_Model):
     regex: str
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
 
 
 class ExpectedCall(_Model):
@@ -116,24 +124,13 @@ def load_tests(project: BotProject) -> list[tuple[Path, ConversationTest]]:
     folder = project.root / "tests"
     found: list[tuple[Path, ConversationTest]] = []
     for path in sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")]):
+        text = read_text_file(path, hint="conversation tests must be readable files")
+        raw, lines = yaml_data(text, path)
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
             parsed = TestFile.model_validate(raw)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise ConfigError(
-                f"not valid YAML: {getattr(exc, 'problem', exc)}",
-                path=path,
-                line=mark.line + 1 if mark is not None else None,
-            ) from None
         except ValidationError as exc:
-            err = exc.errors()[0]
-            raise ConfigError(
-                str(err["msg"]),
-                path=path,
-                field=".".join(str(p) for p in err["loc"]),
-                hint="see docs/testing.md for the conversation test format",
-            ) from None
+            hint = "see docs/testing.md for the conversation test format"
+            raise validation_error(exc, path, lines, hint) from None
         found.extend((path, test) for test in parsed.tests)
     return found
 
