@@ -54,6 +54,10 @@ def only(entities: list[Entity]) -> Entity:
         ("300$", "300$", "300", "USD"),
         ("US$ 5", "US$ 5", "5", "USD"),
         ("10 swiss francs", "10 swiss francs", "10", "CHF"),
+        # a range in words: the currency belongs to the last amount, as with "or"
+        ("between one and two dollars", "two dollars", "2", "USD"),
+        ("one or two dollars", "two dollars", "2", "USD"),
+        ("Between Five And Ten Euros", "Ten Euros", "10", "EUR"),
     ],
 )
 def test_money(text: str, span: str, amount: str, currency: str) -> None:
@@ -299,12 +303,17 @@ def test_number_words_compose(text: str, value: int) -> None:
         "one thousand million",
         "zero zero seven",
         "hundred hundred",
-        "one and two",
     ],
 )
 def test_runs_of_number_words_that_are_no_cardinal_are_not_numbers(text: str) -> None:
     assert NumberExtractor().extract(f"about {text} of them") == []
     assert MoneyExtractor().extract(f"{text} dollars") == []
+
+
+def test_one_and_two_is_no_number_but_its_last_part_is_money() -> None:
+    """As with "one or two dollars": the currency belongs to the amount next to it."""
+    assert NumberExtractor().extract("about one and two of them") == []
+    assert only(MoneyExtractor().extract("one and two dollars")).text == "two dollars"
 
 
 _ONES = [

@@ -190,6 +190,23 @@ def _from_match(m: re.Match[str]) -> Money | None:
     return Money(-amount if negative else amount, currency)
 
 
+_LAST_AND = re.compile(r".*\band\s+", re.IGNORECASE | re.DOTALL)
+
+
+def _after_the_last_and(text: str, m: re.Match[str]) -> re.Match[str] | None:
+    """The amount and currency after the last "and" of an amount in words that is no
+    number ("one and two dollars"), with the same currency; ``None`` when there is
+    none. One more match per failed one: extraction stays linear in the text."""
+    words = m.group("n2")
+    if not words or words[:1].isdigit():
+        return None
+    last = _LAST_AND.match(words)
+    if last is None:
+        return None
+    again = _MONEY_RE.match(text, m.start("n2") + last.end())
+    return again if again is not None and again.end() == m.end() else None
+
+
 def _parse_amount(text: str) -> Decimal | None:
     """A number as :func:`parse_number` reads it, or a whole and a fraction ("1½")."""
     fraction = FRACTIONS.get(text[-1:])
@@ -222,9 +239,14 @@ class MoneyExtractor:
     def extract(self, text: str) -> list[Entity]:
         """All amounts with a currency marker in ``text``."""
         found: list[Entity] = []
-        for m in _matches(text):
-            value = _from_match(m)
+        for match in _matches(text):
+            m: re.Match[str] | None = match
+            value = _from_match(match)
             if value is None:
+                # "between one and two dollars": no amount, but its last part is one
+                m = _after_the_last_and(text, match)
+                value = _from_match(m) if m is not None else None
+            if m is None or value is None:
                 continue
             found.append(
                 Entity(
