@@ -96,6 +96,10 @@ class DenseIntentClassifier:
 
     classes_: npt.NDArray[np.str_]
 
+    #: Training may fit the held-out copy (for calibration) in a second process while
+    #: this one fits the final model: minutes of work each, on separate cores.
+    fits_in_a_process = True
+
     def __init__(self, *, encoder_path: str | None = None, **params: Any) -> None:
         unknown = set(params) - set(_DEFAULTS)
         if unknown:

@@ -1,0 +1,90 @@
+"""Accurate training on data without entities fits the dense model's held-out copy in a
+second process while this one fits the final models: the same model, sooner.
+
+Needs the ``embeddings`` extra and the MiniLM weights; without them it skips.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="the 'embeddings' extra (torch) is not installed")
+pytest.importorskip("transformers", reason="the 'embeddings' extra is not installed")
+
+from intentbridge.understanding import NluModel, TrainingData
+from intentbridge.understanding import training as training_module
+from intentbridge.understanding.data import TrainingExample
+
+INTENTS = {
+    "balance": ["what is my balance", "how much money do i have", "show my balance"],
+    "transfer": ["send money to bob", "move cash to savings", "transfer funds to alice"],
+    "cards": ["block my card", "my card was stolen", "freeze the debit card"],
+}
+PARAMS = {"dense": {"method": "frozen"}}  # deterministic, and seconds, not minutes
+
+
+def _data() -> TrainingData:
+    examples = [
+        TrainingExample(text=f"{text} {suffix}", intent=intent)
+        for intent, texts in INTENTS.items()
+        for text in texts
+        for suffix in ("", "please", "now", "today", "thanks", "quickly", "asap", "ok")
+    ]
+    return TrainingData(examples=examples)
+
+
+@pytest.mark.slow
+def test_the_held_out_fit_in_a_second_process_gives_the_model_fitting_in_turn_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # one held-out split (as on large data) for these 72 examples
+    monkeypatch.setattr(training_module, "_SMALL_DATA", 50)
+    here: list[Any] = []
+    run = training_module._HeldOutJob.run
+
+    def counted(job: Any) -> Any:  # what runs in this process; the child has its own
+        here.append(job)
+        return run(job)
+
+    monkeypatch.setattr(training_module._HeldOutJob, "run", counted)
+    apart = NluModel.train(_data(), "accurate", intent_params=PARAMS)
+    assert here == [], "the held-out fit ran here, not in the second process"
+
+    monkeypatch.setattr(training_module._HeldOut, "start", classmethod(lambda cls, job: None))
+    in_turn = NluModel.train(_data(), "accurate", intent_params=PARAMS)
+    assert apart.calibration.weights == pytest.approx(in_turn.calibration.weights, abs=1e-6)
+    assert apart.calibration.temperature == pytest.approx(in_turn.calibration.temperature)
+    assert apart.calibration.threshold == pytest.approx(in_turn.calibration.threshold)
+    probes = ["what's my balance", "send 5 euros to bob", "lost card", "tell me a joke"]
+    for text in probes:
+        a, b = apart.parse(text), in_turn.parse(text)
+        assert a.intent == b.intent
+        assert a.confidence == pytest.approx(b.confidence, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_a_child_that_fails_is_replaced_by_the_fit_in_turn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A child that cannot run the job (killed, or a kind only this process knows)
+    costs time, never the training."""
+    monkeypatch.setattr(training_module, "_SMALL_DATA", 50)
+    jobs: list[Any] = []
+    start = training_module._HeldOut.start.__func__  # type: ignore[attr-defined]
+
+    def broken(cls: Any, job: Any) -> Any:
+        jobs.append(job)
+        bad = training_module._HeldOutJob(["no-such-kind"], {}, [], [], [], [])
+        started = start(cls, bad)
+        return (
+            None if started is None else training_module._HeldOut(job, started.pool, started.future)
+        )
+
+    monkeypatch.setattr(training_module._HeldOut, "start", classmethod(broken))
+    model = NluModel.train(_data(), "accurate", intent_params=PARAMS)
+    assert jobs, "the second process was not asked"
+    assert model.parse("what is my balance now").intent == "balance"
+    assert np.isfinite(model.calibration.temperature)
