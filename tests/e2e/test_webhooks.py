@@ -96,6 +96,20 @@ def test_unknown_source_and_bad_bodies(served: BotClient) -> None:
     assert post(served, no_user, signature_headers(no_user, SECRET)).status_code == 422
 
 
+@pytest.mark.parametrize("customer", ["../alice", "alice\n", "a" * 129, "al ice", "alice/x"])
+def test_a_user_id_no_conversation_url_can_name_is_refused(
+    served: BotClient, customer: str
+) -> None:
+    """Its outbox could never be read; nothing is remembered, so a fixed event goes through."""
+    event = json.loads(payment())
+    body = json.dumps({**event, "customer": customer}).encode()
+    response = post(served, body, signature_headers(body, SECRET))
+    assert response.status_code == 422
+    assert "user" in response.json()["detail"]
+    fixed = json.dumps({**event, "customer": "alice"}).encode()
+    assert post(served, fixed, signature_headers(fixed, SECRET)).status_code == 202
+
+
 # --- text no UTF-8 can carry: a clear 422 before any side effect, never a 500 --------
 
 MARK = "zqxj"  # next to every lone surrogate sent; an answer or log that holds it echoed it

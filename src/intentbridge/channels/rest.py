@@ -30,6 +30,8 @@ log = structlog.get_logger("intentbridge.channels.rest")
 TOKEN_ENV = "INTENTBRIDGE_REST_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 CHANNEL = "rest"
 MAX_MESSAGE_CHARS = 4000
+#: A sender id, on every channel: what the conversation and outbox URLs can name.
+SENDER_PATTERN = r"^[\w.@:+-]{1,128}$"
 MAX_BODY_BYTES = 64 * 1024  # a message, an id and some metadata; never megabytes
 MAX_JSON_DEPTH = 32  # the body object is level 1; metadata deeper than this is no chat
 _TOO_DEEP = f"the body nests objects and arrays more than {MAX_JSON_DEPTH} levels deep"

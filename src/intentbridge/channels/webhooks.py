@@ -9,6 +9,7 @@ into the user's outbox.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ import structlog
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 
-from intentbridge.channels.rest import NOT_UNICODE
+from intentbridge.channels.rest import NOT_UNICODE, SENDER_PATTERN
 from intentbridge.integration.signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -32,6 +33,7 @@ from intentbridge.text import json_is_unicode
 log = structlog.get_logger("intentbridge.channels.webhooks")
 
 MAX_BODY = 64 * 1024
+_SENDER = re.compile(SENDER_PATTERN)
 
 Deliver = Callable[[str, str, str, str], Awaitable[None]]
 """``deliver(channel, user_id, text, message_id)`` puts a message in a user's outbox."""
@@ -81,6 +83,13 @@ def webhook_router(
             raise HTTPException(
                 422,
                 f"the event needs an id at {settings.event_id!r} and a user at {settings.user!r}",
+            )
+        if _SENDER.fullmatch(user_id) is None:
+            # the user's conversation and outbox are addressed by this id: one that no
+            # URL can name would fill an outbox nobody can read
+            raise HTTPException(
+                422,
+                f"the user at {settings.user!r} must be 1-128 letters, digits or . @ : + - _",
             )
         if not await store().remember_event(source, str(event_id)):
             log.info("webhook_replay", source=source, event_id=str(event_id))

@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from intentbridge.bot import Bot, BotSettings, conversation_key
 from intentbridge.channels.rest import (
+    SENDER_PATTERN,
     TOKEN_ENV,
     SafeJSONResponse,
     check_channel_token,
@@ -30,8 +31,6 @@ from intentbridge.observability.tracing import TraceContextMiddleware, ensure_tr
 from intentbridge.project.loader import BotProject
 from intentbridge.stores.base import Store
 from intentbridge.types import Message, Reply
-
-SENDER = r"^[\w.@:+-]{1,128}$"
 
 
 def create_app(project: BotProject, settings: BotSettings | None = None) -> FastAPI:
@@ -78,7 +77,7 @@ def create_app(project: BotProject, settings: BotSettings | None = None) -> Fast
 
     @app.get("/conversations/{sender}/outbox")
     async def outbox(
-        sender: Annotated[str, Path(pattern=SENDER)],
+        sender: Annotated[str, Path(pattern=SENDER_PATTERN)],
         channel: Annotated[str, Query(pattern=r"^[a-z_]{1,32}$")] = "rest",
         token: Annotated[list[str] | None, Query()] = None,
         authorization: Annotated[str | None, Header()] = None,
