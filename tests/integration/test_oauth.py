@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+import gzip
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +32,7 @@ class TokenState:
     expires_in: float = 3600
     down: bool = False
     reject_all: bool = False
+    bomb: bool = False  # answer tokens with 50 MB of JSON whitespace, gzipped to ~50 KB
     valid: set[str] = field(default_factory=set)
     methods: list[str] = field(default_factory=list)
 
@@ -43,6 +46,10 @@ def token_app(state: TokenState) -> FastAPI:
         await asyncio.sleep(0.05)  # long enough for concurrent callers to pile up
         if state.down:
             return JSONResponse({"error": "temporarily_unavailable"}, status_code=503)
+        if state.bomb:
+            return Response(
+                _gzip_bomb(), media_type="application/json", headers={"content-encoding": "gzip"}
+            )
         form = dict(parse_qsl((await request.body()).decode()))  # no python-multipart here
         header = request.headers.get("authorization", "")
         if header.startswith("Basic "):
@@ -71,6 +78,12 @@ def token_app(state: TokenState) -> FastAPI:
 
 
 _STATE = TokenState()
+
+
+@functools.cache
+def _gzip_bomb() -> bytes:
+    # valid JSON once inflated: whitespace, then a token
+    return gzip.compress(b" " * 50_000_000 + b'{"access_token": "t"}', compresslevel=9)
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +195,17 @@ async def test_token_endpoint_down_is_unavailable_once_for_many(
     assert "503" in (results[0].error or "")
     state.down = False
     assert (await client.send(GET_DATA)).ok  # recovers on the next call
+
+
+async def test_a_token_answer_that_inflates_past_64_kb_is_refused_unread(
+    client: BackendClient, state: TokenState
+) -> None:
+    """50 MB of gzip-inflated JSON is not held in memory to find a token in it."""
+    state.bomb = True
+    result = await client.send(GET_DATA)
+    assert result.outcome == "auth_failed"
+    assert "larger than 64 KB" in (result.error or "")
+    assert state.api_hits == 0
 
 
 async def test_token_endpoint_unreachable(refused_url: str, oauth_url: str) -> None:

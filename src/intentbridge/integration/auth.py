@@ -25,6 +25,7 @@ outcome ``auth_failed``. Secrets never appear in an exception message or ``repr`
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import AsyncGenerator, Generator
@@ -37,6 +38,7 @@ from authlib.oauth2.auth import ClientAuth
 
 from intentbridge.errors import IntegrationError
 from intentbridge.integration.signing import signature_headers
+from intentbridge.integration.transport import ResponseTooLarge, read_body
 from intentbridge.project import schema
 from intentbridge.types import Outcome
 
@@ -54,6 +56,8 @@ _NO_AUTH = httpx.Auth()
 
 MAX_TOKEN_LENGTH = 16 * 1024
 """Longest access token accepted (large JWTs are a few KB; servers refuse big headers)."""
+MAX_TOKEN_RESPONSE_BYTES = 64 * 1024
+"""A token endpoint's answer larger than this (decoded) is refused."""
 # RFC 6749 (A.12): an access token is printable ASCII (VSCHAR); never CR, LF or NUL.
 _TOKEN_CHARS = re.compile(r"[\x20-\x7e]+")
 
@@ -200,6 +204,7 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
         if response.status_code != 401:
             return
         # The token may have been revoked or rotated early: refresh once, retry once.
+        # (httpx reads this refusal's body whole before the retry, whatever we do here.)
         await response.aread()
         token = await self._current_token(stale=token)
         request.headers["Authorization"] = f"Bearer {token.value}"
@@ -249,8 +254,15 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
             "POST", self.token_url, headers, urlencode(form)
         )
         self.fetch_count += 1
+        request = self._client.build_request("POST", url, content=body, headers=headers)
         try:
-            response = await self._client.post(url, content=body, headers=headers, auth=_NO_AUTH)
+            response = await self._client.send(request, auth=_NO_AUTH, stream=True)
+            # a token answer is a few hundred bytes; a huge or inflating one is refused
+            content = await read_body(response, MAX_TOKEN_RESPONSE_BYTES)
+        except ResponseTooLarge as exc:  # on the wire (aiohttp) or once decoded
+            raise TokenError(
+                f"token endpoint {self.token_url}: {exc}", token_url=self.token_url
+            ) from None
         except httpx.TimeoutException:
             raise TokenError(
                 f"token endpoint {self.token_url} did not answer in time",
@@ -266,15 +278,12 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
         if response.status_code != 200:
             raise TokenError(
                 f"token endpoint {self.token_url} answered HTTP {response.status_code}"
-                f"{_oauth_error(response)}",
+                f"{_oauth_error(content)}",
                 token_url=self.token_url,
                 status_code=response.status_code,
                 outcome="unavailable" if response.status_code >= 500 else "auth_failed",
             )
-        try:
-            payload: Any = response.json()
-        except (ValueError, RecursionError):
-            payload = None
+        payload = _json_or_none(content)
         value = payload.get("access_token") if isinstance(payload, dict) else None
         if not isinstance(value, str) or not value:
             raise TokenError(
@@ -301,12 +310,16 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
         return _Token(value=value, refresh_at=time.monotonic() + lifetime - margin)
 
 
-def _oauth_error(response: httpx.Response) -> str:
-    # RFC 6749 error codes ("invalid_client") are safe to show and say what to fix.
+def _json_or_none(content: bytes) -> Any:
     try:
-        payload = response.json()
+        return json.loads(content)
     except (ValueError, RecursionError):
-        return ""
+        return None
+
+
+def _oauth_error(content: bytes) -> str:
+    # RFC 6749 error codes ("invalid_client") are safe to show and say what to fix.
+    payload = _json_or_none(content)
     code = payload.get("error") if isinstance(payload, dict) else None
     if isinstance(code, str) and code.replace("_", "").isalnum() and len(code) <= 64:
         return f" ({code})"

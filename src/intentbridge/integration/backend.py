@@ -43,10 +43,10 @@ from intentbridge.errors import IntegrationError
 from intentbridge.integration.auth import OAuth2ClientCredentialsAuth, TokenError, auth_for
 from intentbridge.integration.deadline import time_left
 from intentbridge.integration.transport import (
-    MAX_RESPONSE_BYTES,
     ResponseTooLarge,
     default_transport,
     never_connected,
+    read_body,
 )
 from intentbridge.project.schema import Backend
 from intentbridge.text import mask_secrets
@@ -136,28 +136,6 @@ def _verifying_ssl_context() -> ssl.SSLContext:
     # Loading the CA bundle takes tens of milliseconds; one context serves every
     # backend client (SSLContext is safe to share between connections).
     return httpx.create_ssl_context()
-
-
-async def _read(response: httpx.Response) -> bytes:
-    # The transport bounds the body on the wire; this bounds it once decoded (a few KB
-    # of gzip can inflate to gigabytes), and bounds httpx's own transport too.
-    too_large = f"the answer is larger than {MAX_RESPONSE_BYTES // (1024 * 1024)} MB"
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        claimed = response.headers.get("content-length", "")
-        if claimed.isascii() and claimed.isdigit() and int(claimed) > MAX_RESPONSE_BYTES:
-            has_body = response.request.method != "HEAD" and response.status_code not in (204, 304)
-            if has_body:
-                raise ResponseTooLarge(too_large, request=response.request)
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > MAX_RESPONSE_BYTES:
-                raise ResponseTooLarge(too_large, request=response.request)
-            chunks.append(chunk)
-    finally:
-        await response.aclose()
-    return b"".join(chunks)
 
 
 def _not_json(constant: str) -> Any:
@@ -340,7 +318,7 @@ class BackendClient:
         try:
             async with asyncio.timeout(limit):
                 response = await client.send(request, stream=True)
-                content = await _read(response)
+                content = await read_body(response)
         except TokenError as exc:
             return self._failed(call, exc.outcome, str(exc), started)
         except ResponseTooLarge as exc:

@@ -48,6 +48,7 @@ __all__ = [
     "ResponseTooLarge",
     "default_transport",
     "never_connected",
+    "read_body",
     "transport_choice",
 ]
 
@@ -137,8 +138,35 @@ async def _read_bounded(response: aiohttp.ClientResponse, request: httpx.Request
     return b"".join(chunks)
 
 
-def _too_large() -> str:
-    return f"the answer is larger than {MAX_RESPONSE_BYTES // (1024 * 1024)} MB"
+def _too_large(limit: int = MAX_RESPONSE_BYTES) -> str:
+    if limit >= 1024 * 1024:
+        return f"the answer is larger than {limit // (1024 * 1024)} MB"
+    return f"the answer is larger than {limit // 1024} KB"
+
+
+async def read_body(response: httpx.Response, limit: int = MAX_RESPONSE_BYTES) -> bytes:
+    """A streamed response's body, decoded, and closed; :class:`ResponseTooLarge` past
+    ``limit`` bytes.
+
+    The aiohttp transport bounds the body on the wire; this bounds it once decoded
+    (a few KB of gzip can inflate to gigabytes), and bounds httpx's own transport too.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        claimed = response.headers.get("content-length", "")
+        if claimed.isascii() and claimed.isdigit() and int(claimed) > limit:
+            has_body = response.request.method != "HEAD" and response.status_code not in (204, 304)
+            if has_body:
+                raise ResponseTooLarge(_too_large(limit), request=response.request)
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise ResponseTooLarge(_too_large(limit), request=response.request)
+            chunks.append(chunk)
+    finally:
+        await response.aclose()
+    return b"".join(chunks)
 
 
 def _client_timeout(request: httpx.Request) -> aiohttp.ClientTimeout:
