@@ -40,8 +40,10 @@ async def chat_loop(
         while True:
             try:
                 line = await _read_line(console, "[green]you>[/green] ")
-            except (EOFError, KeyboardInterrupt):
-                break
+            except EOFError:
+                break  # Ctrl-D or the end of piped input: a normal end
+            # Ctrl-C is not caught: wherever it lands (here, or in the event loop) the
+            # chat ends the same way, "Aborted!" and exit status 1, after closing
             text = line.strip()
             if not text:
                 continue
