@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import gzip
 import time
+import tracemalloc
+import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -155,6 +157,54 @@ async def test_a_compression_bomb_is_cut_off_once_decoded() -> None:
         result = await client.send(call("/x"))
     assert result.outcome == "error", result
     assert result.body is None
+
+
+def _deflate(data: bytes, wbits: int) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    return packer.compress(data) + packer.flush()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "pack"),
+    [
+        ("gzip", lambda data: gzip.compress(data, compresslevel=9)),
+        ("deflate", lambda data: _deflate(data, zlib.MAX_WBITS)),  # zlib-wrapped
+        ("deflate", lambda data: _deflate(data, -zlib.MAX_WBITS)),  # raw, as some send it
+    ],
+)
+async def test_a_large_ratio_bomb_never_inflates_in_memory(
+    encoding: str, pack: Callable[[bytes], bytes]
+) -> None:
+    """200 KB that inflate to 200 MB in one piece: decoded a bounded piece at a time."""
+    bomb = pack(b" " * 200_000_000)
+    async with client_for(answer(bomb, JSON, f"Content-Encoding: {encoding}")) as client:
+        tracemalloc.start()
+        try:
+            result = await client.send(call("/x"))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert (result.outcome, result.body) == ("error", None)
+    assert "larger than 10 MB" in (result.error or "")
+    assert peak < 60_000_000, f"{peak / 1e6:.0f} MB held to read a bounded answer"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_body_that_is_not_what_its_encoding_says_is_an_error(encoding: str) -> None:
+    garbage = answer(b"not compressed at all", JSON, f"Content-Encoding: {encoding}")
+    async with client_for(garbage) as client:
+        result = await client.send(call("/x"))
+    assert result.outcome == "error"
+    assert result.body is None
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_small_compressed_answers_read_as_before(encoding: str) -> None:
+    body = b'{"balance": "12.50"}'
+    packed = gzip.compress(body) if encoding == "gzip" else _deflate(body, zlib.MAX_WBITS)
+    async with client_for(answer(packed, JSON, f"Content-Encoding: {encoding}")) as client:
+        result = await client.send(call("/x"))
+    assert (result.outcome, result.body) == ("ok", {"balance": "12.50"})
 
 
 @pytest.mark.parametrize(("method", "outcome"), [("GET", "timeout"), ("POST", "outcome_unknown")])

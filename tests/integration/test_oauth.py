@@ -6,6 +6,7 @@ import asyncio
 import base64
 import functools
 import gzip
+import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +67,15 @@ def token_app(state: TokenState) -> FastAPI:
             {"access_token": value, "token_type": "Bearer", "expires_in": state.expires_in}
         )
 
+    @app.get("/api/bomb")
+    async def bomb(request: Request) -> Response:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if token not in state.valid:
+            return JSONResponse({"detail": "invalid token"}, status_code=401)
+        return Response(
+            _api_bomb(), media_type="application/json", headers={"content-encoding": "gzip"}
+        )
+
     @app.get("/api/data")
     async def data(request: Request) -> Response:
         state.api_hits += 1
@@ -78,6 +88,11 @@ def token_app(state: TokenState) -> FastAPI:
 
 
 _STATE = TokenState()
+
+
+@functools.cache
+def _api_bomb() -> bytes:
+    return gzip.compress(b" " * 200_000_000, compresslevel=9)  # ~200 KB on the wire
 
 
 @functools.cache
@@ -206,6 +221,24 @@ async def test_a_token_answer_that_inflates_past_64_kb_is_refused_unread(
     assert result.outcome == "auth_failed"
     assert "larger than 64 KB" in (result.error or "")
     assert state.api_hits == 0
+
+
+async def test_an_oauth_backends_answer_is_bounded_once_decoded(client: BackendClient) -> None:
+    """An auth flow that sees responses makes httpx read each one whole: 200 MB here,
+    from 200 KB of gzip, before the backend's 10 MB bound could apply."""
+    await client.send(GET_DATA)  # a token first: its fetch is not what is measured
+    _api_bomb()  # made once, by the server in this process, before measuring
+    tracemalloc.start()
+    try:
+        result = await client.send(
+            Call(backend="bank", operation="b", method="GET", path="/api/bomb")
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.outcome == "error"
+    assert "larger than 10 MB" in (result.error or "")
+    assert peak < 60_000_000, f"{peak / 1e6:.0f} MB held to read a bounded answer"
 
 
 async def test_token_endpoint_unreachable(refused_url: str, oauth_url: str) -> None:

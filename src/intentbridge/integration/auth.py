@@ -133,15 +133,13 @@ class _Token:
 
 
 class OAuth2ClientCredentialsAuth(httpx.Auth):
-    """OAuth2 client credentials with caching, single-flight refresh and 401 retry.
+    """OAuth2 client credentials with caching and single-flight refresh.
 
     ``bind(client)`` gives it the ``httpx.AsyncClient`` that fetches tokens (the
-    backend's pooled client); it is async-only.
+    backend's pooled client); it is async-only. A 401 is retried once with a new token
+    by the backend client (:meth:`token_rejected`), not here: an auth flow that sees
+    responses makes httpx read each one whole, past the backend's size bound.
     """
-
-    # The 401 response is read before the flow fetches a new token, which returns its
-    # connection to the pool first (a pool of one would otherwise deadlock).
-    requires_response_body = True
 
     def __init__(
         self,
@@ -200,25 +198,27 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         token = await self._current_token()
         request.headers["Authorization"] = f"Bearer {token.value}"
-        response = yield request
-        if response.status_code != 401:
-            return
-        # The token may have been revoked or rotated early: refresh once, retry once.
-        # (httpx reads this refusal's body whole before the retry, whatever we do here.)
-        await response.aread()
-        token = await self._current_token(stale=token)
-        request.headers["Authorization"] = f"Bearer {token.value}"
         yield request
 
-    async def _current_token(self, stale: _Token | None = None) -> _Token:
+    def token_rejected(self, request: httpx.Request) -> None:
+        """The backend answered 401 to ``request``: the token it carried may have been
+        revoked or rotated early, so the next request fetches a new one. When another
+        request has already replaced that token, nothing changes (one fetch for many).
+        """
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ")
         token = self._token
-        if token is not None and token is not stale and time.monotonic() < token.refresh_at:
+        if token is not None and token.value == sent:
+            self._token = None
+
+    async def _current_token(self) -> _Token:
+        token = self._token
+        if token is not None and time.monotonic() < token.refresh_at:
             return token
         generation = self._generation
         async with self._lock:
             # Whoever held the lock before us may already have fetched a fresh token.
             token = self._token
-            if token is not None and token is not stale and time.monotonic() < token.refresh_at:
+            if token is not None and time.monotonic() < token.refresh_at:
                 return token
             if self._generation != generation and self._last_error is not None:
                 error = self._last_error

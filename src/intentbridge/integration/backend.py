@@ -43,6 +43,7 @@ from intentbridge.errors import IntegrationError
 from intentbridge.integration.auth import OAuth2ClientCredentialsAuth, TokenError, auth_for
 from intentbridge.integration.deadline import time_left
 from intentbridge.integration.transport import (
+    BOUNDED_ENCODINGS,
     ResponseTooLarge,
     default_transport,
     never_connected,
@@ -221,7 +222,8 @@ class BackendClient:
                     verify=verify, max_connections=self.settings.max_connections
                 ),
                 base_url=self.settings.base_url,
-                headers=self.settings.headers,
+                # only encodings read_body decodes in bounded pieces
+                headers={"Accept-Encoding": ", ".join(BOUNDED_ENCODINGS), **self.settings.headers},
                 timeout=self._timeout,
                 limits=limits,
                 verify=verify,
@@ -318,6 +320,13 @@ class BackendClient:
         try:
             async with asyncio.timeout(limit):
                 response = await client.send(request, stream=True)
+                auth = self._auth
+                if response.status_code == 401 and isinstance(auth, OAuth2ClientCredentialsAuth):
+                    # refused, so nothing happened: once more with a new token (the old
+                    # one may have been revoked or rotated early); the refusal is unread
+                    await response.aclose()
+                    auth.token_rejected(request)
+                    response = await client.send(request, stream=True)
                 content = await read_body(response)
         except TokenError as exc:
             return self._failed(call, exc.outcome, str(exc), started)
