@@ -152,20 +152,20 @@ def train_model(
             for k in spec.intent_models
             if getattr(intent_model_class(k), "fits_in_a_process", False)
         ]
-        held_out = (
-            _HeldOut.start(
-                _HeldOutJob(heavy, params, texts, labels, classes, *_folds(labels, seed))
-            )
-            if heavy and remote is None and len(data.examples) >= _SMALL_DATA
-            else None
-        )
-        if held_out is not None:
+        held_out = None
+        if heavy and remote is None and len(data.examples) >= _SMALL_DATA:
             # two fits at once on two cores: one torch thread each
-            params = {k: {**v, "num_threads": 1} if k in heavy else v for k, v in params.items()}
+            one_thread = {
+                k: {**v, "num_threads": 1} if k in heavy else v for k, v in params.items()
+            }
+            [split] = _folds(labels, seed)  # one held-out split on data this large
+            held_out = _HeldOut.start(_HeldOutJob(heavy, one_thread, texts, labels, classes, split))
+            if held_out is not None:
+                params = one_thread
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             final = pool.submit(fit_final) if threaded else None
-            # the final fits first, while the child fits the held-out ones
-            early = fit_final() if held_out is not None and final is None else None
+            # with a child at work, the final fits come first (held-out ones are in it)
+            early = fit_final() if held_out is not None else None
             calibration = _fit_calibration(
                 spec.intent_models,
                 params,
@@ -177,10 +177,7 @@ def train_model(
                 unseen_weight=unseen_weight,
                 held_out=held_out,
             )
-            if final is not None:
-                models = final.result()
-            else:
-                models = early if early is not None else fit_final()
+            models = final.result() if final is not None else early or fit_final()
     else:
         # one intent: nothing to classify; every message it knows a word of gets it
         calibration = Calibration(weights=tuple(1.0 for _ in spec.intent_models))
@@ -303,7 +300,7 @@ def _fit_calibration(
     probs_per_kind: list[FloatArray] = [np.zeros((len(texts), len(classes))) for _ in kinds]
     covered = np.zeros(len(texts), dtype=bool)
     elsewhere = set(held_out.kinds) if held_out is not None else set()
-    steps = len(folds) * len(kinds)
+    steps = len(folds) * (len(kinds) - len(elsewhere))
     done = 0
     for held in folds:
         train_mask = np.ones(len(texts), dtype=bool)
@@ -360,7 +357,7 @@ class _HeldOutJob:
         train_idx = sorted(set(range(len(self.texts))) - set(held))
         out: dict[str, FloatArray] = {}
         for kind in self.kinds:
-            model = make_intent_model(kind, {**self.params[kind], "num_threads": 1})
+            model = make_intent_model(kind, self.params[kind])
             model.fit([self.texts[i] for i in train_idx], [self.labels[i] for i in train_idx])
             probs = np.zeros((len(held), len(self.classes)))
             cols = column_map(model.classes_, self.classes)
@@ -387,14 +384,9 @@ class _HeldOut:
 
     @classmethod
     def start(cls, job: _HeldOutJob) -> _HeldOut | None:
-        try:
-            pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn")
-            )
-            future = pool.submit(_run_held_out, job)
-        except (OSError, RuntimeError):
-            return None  # no subprocesses here (sandbox, frozen app): fit in turn
-        return cls(job, pool, future)
+        """The job running in a second process; ``None`` when it must be fitted in turn."""
+        child = _in_second_process(_run_held_out, job)
+        return None if child is None else cls(job, *child)
 
     def result(self) -> dict[str, FloatArray]:
         """The child's predictions; computed here if the child could not run."""
@@ -492,6 +484,19 @@ def _train_entities_in_child(
 
 
 _Remote = tuple[concurrent.futures.ProcessPoolExecutor, "concurrent.futures.Future[Any]", str]
+_Child = tuple[concurrent.futures.ProcessPoolExecutor, "concurrent.futures.Future[Any]"]
+
+
+def _in_second_process(fn: Callable[..., Any], *args: Any) -> _Child | None:
+    """``fn(*args)`` started in a spawned process (``fn`` and ``args`` must pickle);
+    ``None`` where no subprocess can be made (a sandbox, a frozen app)."""
+    try:
+        pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn")
+        )
+        return pool, pool.submit(fn, *args)
+    except (OSError, RuntimeError):
+        return None
 
 
 def _start_entity_training(
@@ -501,17 +506,13 @@ def _start_entity_training(
     job: _TaggerJob | None,
 ) -> _Remote | None:
     tagger_dir = tempfile.mkdtemp(prefix="intentbridge-tagger-")
-    try:
-        pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn")
-        )
-        future = pool.submit(
-            _train_entities_in_child, data, rules_config, crf_params, job, tagger_dir
-        )
-    except (OSError, RuntimeError):
+    child = _in_second_process(
+        _train_entities_in_child, data, rules_config, crf_params, job, tagger_dir
+    )
+    if child is None:
         shutil.rmtree(tagger_dir, ignore_errors=True)
-        return None  # no subprocesses here (sandbox, frozen app): train in-process
-    return pool, future, tagger_dir
+        return None  # train in-process
+    return (*child, tagger_dir)
 
 
 def _finish_entity_training(
