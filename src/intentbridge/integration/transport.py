@@ -146,8 +146,10 @@ def _too_large(limit: int = MAX_RESPONSE_BYTES) -> str:
     return f"the answer is larger than {limit // 1024} KB"
 
 
-#: Content encodings read_body decodes itself, a bounded piece at a time; what the
-#: backend clients ask for (``Accept-Encoding``).
+#: Content encodings read_body decodes itself, a bounded piece at a time, and their
+#: zlib window bits; the first two are what the backend clients ask for.
+_INFLATED = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS}
+#: ``Accept-Encoding`` of the backend clients: only what :func:`read_body` bounds.
 BOUNDED_ENCODINGS = ("gzip", "deflate")
 
 
@@ -156,8 +158,9 @@ class _Inflater:
     ``room`` bytes at a time: a few KB that inflate to gigabytes stop at the bound."""
 
     def __init__(self, encoding: str) -> None:
-        self._gzip = encoding in ("gzip", "x-gzip")
-        self._z = zlib.decompressobj(16 + zlib.MAX_WBITS if self._gzip else zlib.MAX_WBITS)
+        wbits = _INFLATED[encoding]
+        self._raw_allowed = wbits == zlib.MAX_WBITS  # deflate: zlib-wrapped, or raw
+        self._z = zlib.decompressobj(wbits)
         self._first = True
 
     def decode(self, data: bytes, room: int) -> tuple[bytes, bool]:
@@ -165,7 +168,7 @@ class _Inflater:
         try:
             out = self._z.decompress(data, room)
         except zlib.error:
-            if self._gzip or not self._first:
+            if not (self._raw_allowed and self._first):
                 raise
             self._z = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate
             out = self._z.decompress(data, room)
@@ -183,7 +186,7 @@ async def read_body(response: httpx.Response, limit: int = MAX_RESPONSE_BYTES) -
     Other encodings (which the clients do not ask for) are left to httpx.
     """
     encoding = response.headers.get("content-encoding", "").strip().lower()
-    inflater = _Inflater(encoding) if encoding in ("gzip", "x-gzip", "deflate") else None
+    inflater = _Inflater(encoding) if encoding in _INFLATED else None
     own = inflater is not None or encoding in ("", "identity")
     chunks: list[bytes] = []
     size = 0
