@@ -30,8 +30,10 @@ log = structlog.get_logger("intentbridge.channels.rest")
 TOKEN_ENV = "INTENTBRIDGE_REST_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 CHANNEL = "rest"
 MAX_MESSAGE_CHARS = 4000
+_SENDER_CHAR = r"[\w.@:+-]"
+_MAX_SENDER = 128
 #: A sender id, on every channel: what the conversation and outbox URLs can name.
-SENDER_PATTERN = r"^[\w.@:+-]{1,128}$"
+SENDER_PATTERN = rf"^{_SENDER_CHAR}{{1,{_MAX_SENDER}}}$"
 MAX_BODY_BYTES = 64 * 1024  # a message, an id and some metadata; never megabytes
 MAX_JSON_DEPTH = 32  # the body object is level 1; metadata deeper than this is no chat
 _TOO_DEEP = f"the body nests objects and arrays more than {MAX_JSON_DEPTH} levels deep"
@@ -48,7 +50,8 @@ class RestMessage(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    sender: str = Field(min_length=1, max_length=128, pattern=r"^[\w.@:+-]+$")
+    # the length checked apart from the characters: the clearer error for each
+    sender: str = Field(min_length=1, max_length=_MAX_SENDER, pattern=rf"^{_SENDER_CHAR}+$")
     message: str = Field(max_length=MAX_MESSAGE_CHARS)
     message_id: str | None = Field(None, max_length=128)
     metadata: dict[str, Any] | None = None
