@@ -116,12 +116,11 @@ def yaml_data(
     without, text stays as written. An empty document is ``None``. Every error is a
     :class:`ConfigError` naming the file and line.
     """
+    too_deep = ConfigError("nested too deeply", path=path, hint="flatten the lists and mappings")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except RecursionError:
-        raise ConfigError(
-            "nested too deeply", path=path, hint="flatten the lists and mappings"
-        ) from None
+        raise too_deep from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -138,9 +137,7 @@ def yaml_data(
     try:
         data = _Builder(lines, path, env, set() if used is None else used).build(node, ())
     except RecursionError:
-        raise ConfigError(
-            "nested too deeply", path=path, hint="flatten the lists and mappings"
-        ) from None
+        raise too_deep from None
     return data, lines
 
 
@@ -263,7 +260,7 @@ class _Builder:
                 node,
                 loc,
                 f"unsupported YAML tag {node.tag!r}",
-                hint="remove the tag; bot.yaml holds plain text, numbers, lists and mappings",
+                hint="remove the tag; the file holds plain text, numbers, lists and mappings",
             ) from None
 
     def _substitute(self, value: str, loc: Location, env: Mapping[str, str]) -> str:
