@@ -1,4 +1,5 @@
-"""Raw asyncio HTTP servers on 127.0.0.1 that misbehave on purpose, for the wire tests.
+"""Raw asyncio HTTP servers on 127.0.0.1 that misbehave on purpose, for the wire tests,
+and what those tests measure.
 
 A handler gets the connection's reader and writer and writes whatever bytes it likes;
 the server closes the connection when it returns, and cancels handlers still running
@@ -8,7 +9,8 @@ when the test leaves the ``raw_server`` block.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import tracemalloc
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -62,3 +64,18 @@ def after_the_head(handler: Handler) -> Handler:
         await handler(reader, writer)
 
     return wrapped
+
+
+#: What reading one bounded answer (10 MB at most) may hold in memory at its peak.
+BOUNDED_READ_PEAK = 60_000_000
+
+
+async def with_peak_memory(sending: Coroutine[Any, Any, Any]) -> tuple[Any, int]:
+    """What ``sending`` returns, and the most memory Python held while it ran."""
+    tracemalloc.start()
+    try:
+        result = await sending
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak
