@@ -47,6 +47,28 @@ def test_unseen_intents_stand_in_for_out_of_scope_messages() -> None:
     assert 0.125 < threshold < 0.9
 
 
+def test_out_of_scope_recall_is_not_bought_with_many_right_answers() -> None:
+    """With `oos` examples, the threshold rejects at most 1 in 200 right answers."""
+    rng = np.random.default_rng(1)
+    classes, oos = 6, 5
+    n_right, n_unsure, n_oos = 980, 20, 15
+    gold = np.concatenate([rng.integers(0, oos, n_right + n_unsure), np.full(n_oos, oos)])
+    conf = np.concatenate(
+        [np.full(n_right, 0.95), rng.uniform(0.40, 0.46, n_unsure), rng.uniform(0.3, 0.38, n_oos)]
+    )
+    # every in-scope message right (some unsure); every out-of-scope one taken for intent 0
+    top = np.concatenate([gold[: n_right + n_unsure], np.zeros(n_oos, dtype=np.int64)])
+    probs = np.tile(((1.0 - conf) / (classes - 1))[:, None], (1, classes))
+    probs[np.arange(len(gold)), top] = conf
+    rejected = lambda t: float((conf[: n_right + n_unsure] < t).mean())  # noqa: E731
+    # the utility alone buys all 15 out-of-scope messages with the 20 unsure right answers
+    uncapped = choose_threshold(probs, gold, oos_index=oos, max_right_rejected=1.0)
+    assert rejected(uncapped) == 0.02
+    capped = choose_threshold(probs, gold, oos_index=oos)
+    assert rejected(capped) <= 0.005
+    assert capped > 0.38  # above every out-of-scope confidence: all are still rejected
+
+
 def test_two_intents_have_no_stand_ins() -> None:
     probs, gold = _sure_model(classes=2)
     assert choose_threshold(probs, gold, unseen_weight=0.03) == choose_threshold(probs, gold)
