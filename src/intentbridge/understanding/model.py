@@ -148,14 +148,33 @@ class NluModel:
     # --- parsing ------------------------------------------------------------------
 
     def intent_probabilities(self, texts: list[str]) -> FloatArray:
-        """Calibrated intent probabilities, columns in the order of :attr:`classes`."""
-        per_model = []
-        for model, cols in zip(self.intent_models, self._columns, strict=True):
-            raw = model.predict_proba(texts)
-            aligned = np.zeros((len(texts), len(self.classes)))
-            aligned[:, cols] = raw
-            per_model.append(aligned)
-        return self.calibration.apply(per_model)
+        """Calibrated intent probabilities, columns in the order of :attr:`classes`.
+
+        Where the first intent model is sure enough (``calibration.first_sure``, chosen
+        on held-out data so that it changes next to no decision), the others are not
+        asked: in ``accurate``, most messages then skip the transformer.
+        """
+        first = self._aligned_probabilities(0, texts)
+        sure = self.calibration.sure_of_first(first)
+        if sure.all():
+            return self.calibration.apply_first(first)
+        rest = np.flatnonzero(~sure)
+        asked = texts if not sure.any() else [texts[i] for i in rest]
+        per_model = [first[rest]] + [
+            self._aligned_probabilities(k, asked) for k in range(1, len(self.intent_models))
+        ]
+        if not sure.any():
+            return self.calibration.apply(per_model)
+        out = np.empty_like(first)
+        out[sure] = self.calibration.apply_first(first[sure])
+        out[rest] = self.calibration.apply(per_model)
+        return out
+
+    def _aligned_probabilities(self, k: int, texts: list[str]) -> FloatArray:
+        """The ``k``-th intent model's probabilities, columns as :attr:`classes`."""
+        aligned = np.zeros((len(texts), len(self.classes)))
+        aligned[:, self._columns[k]] = self.intent_models[k].predict_proba(texts)
+        return aligned
 
     def parse(self, text: str) -> Interpretation:
         """Interpret one message.
@@ -276,6 +295,8 @@ class NluModel:
                 "weights": list(self.calibration.weights),
                 "temperature": self.calibration.temperature,
                 "threshold": self.calibration.threshold,
+                "first_sure": self.calibration.first_sure,
+                "first_temperature": self.calibration.first_temperature,
             },
             "has_tagger": tagger is not None,
             "has_dense_tagger": neural is not None,
@@ -328,6 +349,9 @@ class NluModel:
                 weights=tuple(float(w) for w in cal["weights"]),
                 temperature=float(cal["temperature"]),
                 threshold=float(cal["threshold"]),
+                # models saved before the cascade ask every intent model
+                first_sure=None if cal.get("first_sure") is None else float(cal["first_sure"]),
+                first_temperature=float(cal.get("first_temperature", 1.0)),
             )
         models: list[IntentModel] = []
         for i, kind in enumerate(kinds):

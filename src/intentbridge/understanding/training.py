@@ -23,7 +23,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ from intentbridge.understanding.calibration import (
     Calibration,
     FloatArray,
     IntArray,
+    choose_first_sure,
     choose_threshold,
     choose_weights,
     fit_temperature,
@@ -337,7 +338,9 @@ def _fit_calibration(
     calibrated = Calibration(weights=weights, temperature=temperature).apply(probs)
     oos = index.get(OUT_OF_SCOPE_INTENT)
     threshold = choose_threshold(calibrated, gold, oos_index=oos, unseen_weight=unseen_weight)
-    return Calibration(weights=weights, temperature=temperature, threshold=threshold)
+    calibration = Calibration(weights=weights, temperature=temperature, threshold=threshold)
+    sure, first_t = choose_first_sure(probs, gold, calibration, oos_index=oos)
+    return replace(calibration, first_sure=sure, first_temperature=first_t)
 
 
 @dataclass(frozen=True)
