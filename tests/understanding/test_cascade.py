@@ -114,7 +114,9 @@ def test_the_first_model_may_answer_alone_where_it_changes_nothing() -> None:
     probs, gold = _held_out()
     calibration = Calibration(weights=(0.5, 0.5))
     sure, first_t = choose_first_sure(probs, gold, calibration)
-    assert sure == 0.9  # the lowest candidate: only the sure rows reach it, all right
+    # every cut passes (only the sure rows reach any, all right): the second-lowest,
+    # one step of margin for what a held-out split can miss
+    assert sure == 0.95
     assert first_t > 0
 
 
