@@ -243,11 +243,12 @@ def test_values_no_request_can_carry_are_refused_naming_the_parameter(
     where: str, value: str
 ) -> None:
     """A lone surrogate cannot be encoded at all; 10 000 characters no server takes."""
-    fields: dict[str, Any] = {
+    by_place: dict[str, dict[str, Any]] = {
         "path": {"path": "/x/{v}"},
         "query": {"path": "/x", "query": {"q": "{v}"}},
         "header": {"path": "/x", "headers": {"X-V": "{v}"}},
         "body": {"path": "/x", "method": "POST", "body": {"memo": "{v}", "t": "say {v}"}},
-    }[where]
+    }
+    fields = by_place[where]
     with pytest.raises(UnsafeValueError, match="parameter 'v'"):
         build(op(names=("v",), **fields), {"v": value})
