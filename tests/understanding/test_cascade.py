@@ -174,3 +174,22 @@ def test_a_sure_crf_is_not_mixed_with_the_neural_tagger(bank_model: NluModel) ->
         assert entities.config()["crf_sure"] is None
     finally:
         entities.set_neural(None)
+
+
+def test_nlu_train_says_where_the_first_model_answers_alone(
+    two_models: NluModel, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from intentbridge.cli.nlu import app
+
+    from .conftest import DATA
+
+    out = tmp_path / "m"
+    result = CliRunner().invoke(
+        app, ["train", str(DATA / "bank.yml"), "--pipeline", "test-cascade", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    sure = NluModel.load(out).calibration.first_sure
+    assert sure is not None
+    assert f"the sparse model alone at {sure:g} and above" in " ".join(result.stdout.split())

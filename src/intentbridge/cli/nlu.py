@@ -122,10 +122,17 @@ def train(
         raise _cannot_write(out_dir, exc) from exc
     took = time.perf_counter() - started
     n_entities = len({label.partition("#")[0] for label in model.info.get("entity_labels", [])})
+    sure = model.calibration.first_sure
+    alone = (
+        f"; the {model.kinds[0]} model alone at {sure:g} and above"
+        if sure is not None and len(model.kinds) > 1
+        else ""
+    )
     out.print(
         f"Trained [bold]{escape(pipeline)}[/bold] on {len(training.examples)} examples "
         f"({len(model.classes)} intents, {n_entities} entity types, fallback below "
-        f"{model.calibration.threshold:.2f}) in {took:.1f}s → {escape(str(out_dir))}",
+        f"{model.calibration.threshold:.2f}{escape(alone)}) in {took:.1f}s → "
+        f"{escape(str(out_dir))}",
         highlight=False,
     )
     for cut in model.info.get("shortened_by_time_budget", []):
