@@ -183,6 +183,39 @@ async def test_a_large_ratio_bomb_never_inflates_in_memory(
     assert peak < BOUNDED_READ_PEAK, f"{peak / 1e6:.0f} MB held to read a bounded answer"
 
 
+async def test_a_stacked_encoding_bomb_is_refused_without_inflating() -> None:
+    """``gzip, gzip``: httpx would inflate each layer a whole chunk at a time."""
+    inner = gzip.compress(b" " * 200_000_000, compresslevel=9)
+    bomb = gzip.compress(inner, compresslevel=9)
+    async with client_for(answer(bomb, JSON, "Content-Encoding: gzip, gzip")) as client:
+        result, peak = await with_peak_memory(client.send(call("/x")))
+    assert (result.outcome, result.body) == ("error", None)
+    assert "'gzip, gzip'" in (result.error or ""), result.error
+    assert peak < BOUNDED_READ_PEAK, f"{peak / 1e6:.0f} MB held to refuse an answer"
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "compress"])
+async def test_an_encoding_not_asked_for_is_an_error_that_names_it(encoding: str) -> None:
+    async with client_for(answer(b"\x1b\x00\x00\x00", JSON, f"Content-Encoding: {encoding}")) as c:
+        result = await c.send(call("/x"))
+    assert (result.outcome, result.body) == ("error", None)
+    assert f"{encoding!r}, which was not asked for" in (result.error or ""), result.error
+
+
+async def test_a_money_call_answered_unreadably_may_have_gone_through() -> None:
+    """The backend answered a POST; that its body cannot be read says nothing of the effect."""
+    async with client_for(answer(b"\x1b\x00\x00\x00", JSON, "Content-Encoding: br")) as c:
+        result = await c.send(call("/x", "POST", json={"amount": "50"}))
+    assert (result.outcome, result.body) == ("outcome_unknown", None)
+    assert "sent, but the answer cannot be read" in (result.error or "")
+
+
+async def test_an_empty_answer_is_read_whatever_its_encoding_header() -> None:
+    async with client_for(answer(b"", "Content-Type: text/plain", "Content-Encoding: br")) as c:
+        result = await c.send(call("/x"))
+    assert result.outcome == "ok", result
+
+
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 async def test_a_body_that_is_not_what_its_encoding_says_is_an_error(encoding: str) -> None:
     garbage = answer(b"not compressed at all", JSON, f"Content-Encoding: {encoding}")

@@ -367,6 +367,15 @@ class BackendClient:
                     call, "outcome_unknown", "sent, but the connection dropped", started
                 )
             return self._failed(call, "unavailable", "the connection dropped", started)
+        except httpx.DecodingError as exc:
+            # the backend answered, in a body no one can read: a money call may have
+            # gone through all the same
+            why = str(exc)[:_MAX_ERROR_TEXT]
+            if is_unsafe(call):
+                return self._failed(
+                    call, "outcome_unknown", f"sent, but the answer cannot be read: {why}", started
+                )
+            return self._failed(call, "error", f"the answer cannot be read: {why}", started)
         except httpx.HTTPError as exc:
             return self._failed(call, "error", f"HTTP client error ({type(exc).__name__})", started)
 

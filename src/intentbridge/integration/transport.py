@@ -183,11 +183,13 @@ async def read_body(response: httpx.Response, limit: int = MAX_RESPONSE_BYTES) -
     The aiohttp transport bounds the body on the wire; this bounds it once decoded.
     gzip and deflate are decoded here, never more than the room left: httpx's own
     decoders inflate a whole chunk at once, and 200 KB of gzip took 450 MB there.
-    Other encodings (which the clients do not ask for) are left to httpx.
+    A body in any other encoding — one the clients did not ask for, such as ``br``,
+    or several stacked (``gzip, gzip``), which httpx would inflate whole — is refused
+    with :class:`httpx.DecodingError`; an empty body is read whatever its header says.
     """
     encoding = response.headers.get("content-encoding", "").strip().lower()
     inflater = _Inflater(encoding) if encoding in _INFLATED else None
-    own = inflater is not None or encoding in ("", "identity")
+    unasked = inflater is None and encoding not in ("", "identity")
     chunks: list[bytes] = []
     size = 0
     try:
@@ -196,8 +198,13 @@ async def read_body(response: httpx.Response, limit: int = MAX_RESPONSE_BYTES) -
             has_body = response.request.method != "HEAD" and response.status_code not in (204, 304)
             if has_body:
                 raise ResponseTooLarge(_too_large(limit), request=response.request)
-        stream = response.aiter_raw() if own else response.aiter_bytes()
-        async for raw in stream:
+        async for raw in response.aiter_raw():
+            if unasked and raw:
+                raise httpx.DecodingError(
+                    f"the answer is encoded as {encoding[:40]!r}, which was not asked for "
+                    f"(only {', '.join(BOUNDED_ENCODINGS)} are read)",
+                    request=response.request,
+                )
             chunk, more = raw, False
             if inflater is not None:
                 try:
