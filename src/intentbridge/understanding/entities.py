@@ -37,6 +37,7 @@ from intentbridge.understanding.clusters import WordClusters
 from intentbridge.understanding.data import TrainingData
 from intentbridge.understanding.extractors.base import RuleExtractors, resolve_overlaps, rule_kind
 from intentbridge.understanding.extractors.roles import RoleResolver
+from intentbridge.understanding.model_files import optional_float
 from intentbridge.understanding.tagger import (
     CrfTagger,
     SpanAlignmentWarning,
@@ -220,7 +221,7 @@ class EntityRecognizer:
             fixed_spans=config.get("fixed_spans", ()),
             strict_spans=bool(config.get("strict_spans", False)),
             # models saved before it always mixed
-            crf_sure=_optional_float(config.get("crf_sure")),
+            crf_sure=optional_float(config.get("crf_sure")),
         )
 
     @classmethod
@@ -498,10 +499,6 @@ class _Mix:
         probs = np.exp(logp - logp.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
         return constrained_decode(probs, self.names, self.allowed)
-
-
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 def _by_kind(candidates: Sequence[Entity]) -> dict[str, _Intervals]:

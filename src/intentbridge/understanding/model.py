@@ -46,6 +46,7 @@ from intentbridge.understanding.intent import IntentModel, char_wb_ngrams, word_
 from intentbridge.understanding.model_files import (
     check_archives,
     new_sibling,
+    optional_float,
     os_reason,
     read_json_object,
     reading,
@@ -350,7 +351,7 @@ class NluModel:
                 temperature=float(cal["temperature"]),
                 threshold=float(cal["threshold"]),
                 # models saved before the cascade ask every intent model
-                first_sure=None if cal.get("first_sure") is None else float(cal["first_sure"]),
+                first_sure=optional_float(cal.get("first_sure")),
                 first_temperature=float(cal.get("first_temperature", 1.0)),
             )
         models: list[IntentModel] = []

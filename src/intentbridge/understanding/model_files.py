@@ -175,6 +175,11 @@ def string_list(value: Any, key: str) -> list[str]:
     return list(value)
 
 
+def optional_float(value: Any) -> float | None:
+    """A saved number that may be ``null`` (or missing, from an older model)."""
+    return None if value is None else float(value)
+
+
 def check_archives(directory: Path) -> None:
     """Name a truncated or empty ``.npz`` before numpy fails on it without a name."""
     for archive in sorted(directory.glob("*.npz")):
