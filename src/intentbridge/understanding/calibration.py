@@ -218,22 +218,19 @@ def choose_first_sure(
     BANKING77, SNIPS and ATIS the TF-IDF model is that sure of 55–95 % of messages,
     which then skip the dense model (docs/nlu-accurate.md).
     """
+    if len(probs) < 2:
+        return None, 1.0  # one model: it always answers alone
     first = probs[0]
     first_t = fit_temperature(first, gold)
-    if len(probs) < 2:
-        return None, first_t
-    full = calibration.apply(probs)
-    decided = _decisions(full, calibration.threshold)
-    right = int(_right_mask(decided, gold, oos_index).sum())
+    decided = _decisions(calibration.apply(probs), calibration.threshold)
+    was_right = _right_mask(decided, gold, oos_index)
     alone = _decisions(apply_temperature(first, first_t), calibration.threshold)
     top = first.max(axis=1)
     passing = []
-    was_right = _right_mask(decided, gold, oos_index)
     for sure in FIRST_SURE_CANDIDATES:
-        mixed = np.where(top >= sure, alone, decided)
-        now_right = _right_mask(mixed, gold, oos_index)
+        now_right = _right_mask(np.where(top >= sure, alone, decided), gold, oos_index)
         spoiled = float((was_right & ~now_right).mean())
-        if spoiled <= MAX_DECISIONS_SPOILED and int(now_right.sum()) >= right:
+        if spoiled <= MAX_DECISIONS_SPOILED and now_right.sum() >= was_right.sum():
             passing.append(sure)
     if not passing:
         return None, first_t

@@ -157,18 +157,15 @@ class NluModel:
         """
         first = self._aligned_probabilities(0, texts)
         sure = self.calibration.sure_of_first(first)
-        if sure.all():
-            return self.calibration.apply_first(first)
         rest = np.flatnonzero(~sure)
-        asked = texts if not sure.any() else [texts[i] for i in rest]
-        per_model = [first[rest]] + [
-            self._aligned_probabilities(k, asked) for k in range(1, len(self.intent_models))
-        ]
-        if not sure.any():
-            return self.calibration.apply(per_model)
         out = np.empty_like(first)
-        out[sure] = self.calibration.apply_first(first[sure])
-        out[rest] = self.calibration.apply(per_model)
+        if sure.any():
+            out[sure] = self.calibration.apply_first(first[sure])
+        if len(rest):
+            asked = [texts[i] for i in rest]
+            others = range(1, len(self.intent_models))
+            per_model = [first[rest], *(self._aligned_probabilities(k, asked) for k in others)]
+            out[rest] = self.calibration.apply(per_model)
         return out
 
     def _aligned_probabilities(self, k: int, texts: list[str]) -> FloatArray:
