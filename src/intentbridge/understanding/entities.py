@@ -196,8 +196,7 @@ class EntityRecognizer:
         """
         self.neural, self.crf_weight, self.crf_sure, self._mix = neural, crf_weight, crf_sure, None
         if neural is not None and self.tagger is not None:
-            sure = crf_sure if crf_weight > 0 else None  # the tagger alone: always asked
-            self._mix = _Mix.build(self.tagger, neural, crf_weight, sure)
+            self._mix = _Mix.build(self.tagger, neural, crf_weight, crf_sure)
 
     @classmethod
     def from_config(
@@ -464,7 +463,8 @@ class _Mix:
     crf_weight: float
     crf_sure: float | None  # the CRF alone when sure of every token (None: always mix)
     names: list[str]  # the neural tagger's labels: the columns of the mix
-    columns: list[int]  # CRF column per neural label (-1: the CRF never saw it)
+    shared: list[int]  # the mix's columns of the labels the CRF knows too
+    crf_columns: list[int]  # and the CRF's columns of the same labels
     allowed: npt.NDArray[np.bool_]
 
     @classmethod
@@ -473,8 +473,10 @@ class _Mix:
     ) -> _Mix:
         names = list(neural.labels_)
         index = {y: i for i, y in enumerate(crf.labels)}
-        columns = [index.get(y, -1) for y in names]
-        return cls(crf, neural, crf_weight, crf_sure, names, columns, allowed_transitions(names))
+        shared = [j for j, y in enumerate(names) if y in index]
+        crf_columns = [index[names[j]] for j in shared]
+        allowed = allowed_transitions(names)
+        return cls(crf, neural, crf_weight, crf_sure, names, shared, crf_columns, allowed)
 
     def labels(
         self, text: str, tokens: list[Token], features: list[list[str]], intent: str | None
@@ -485,8 +487,7 @@ class _Mix:
             return constrained_decode(probs, self.names, self.allowed)
         crf = self.crf.marginals(features)
         aligned = np.zeros((len(tokens), len(self.names)))
-        known = [j for j, c in enumerate(self.columns) if c >= 0]
-        aligned[:, known] = crf[:, [self.columns[j] for j in known]]
+        aligned[:, self.shared] = crf[:, self.crf_columns]
         if self.crf_sure is not None and bool((crf.max(axis=1) >= self.crf_sure).all()):
             # the tagger could only overrule a label the CRF gives 0.995 by being
             # surer still of another; on validation it never did
