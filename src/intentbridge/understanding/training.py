@@ -314,9 +314,9 @@ def _fit_calibration(
         for k, kind in enumerate(kinds):
             if kind in elsewhere:
                 continue
-            model = make_intent_model(kind, params[kind]).fit(tr_texts, tr_labels)
-            cols = column_map(model.classes_, classes)
-            probs_per_kind[k][np.ix_(held, cols)] = model.predict_proba(held_texts)
+            probs_per_kind[k][held] = _held_out_probabilities(
+                kind, params[kind], (tr_texts, tr_labels), held_texts, classes
+            )
             done += 1
             report("intent", 0.5 * done / steps)
         # a held-out message whose intent had no example left in this fold's training
@@ -356,17 +356,28 @@ class _HeldOutJob:
 
     def run(self) -> dict[str, FloatArray]:
         """Per kind, its probabilities for the held-out part, in ``classes`` order."""
-        held = self.held
-        train_idx = sorted(set(range(len(self.texts))) - set(held))
-        out: dict[str, FloatArray] = {}
-        for kind in self.kinds:
-            model = make_intent_model(kind, self.params[kind])
-            model.fit([self.texts[i] for i in train_idx], [self.labels[i] for i in train_idx])
-            probs = np.zeros((len(held), len(self.classes)))
-            cols = column_map(model.classes_, self.classes)
-            probs[:, cols] = model.predict_proba([self.texts[i] for i in held])
-            out[kind] = probs
-        return out
+        train_idx = sorted(set(range(len(self.texts))) - set(self.held))
+        train = ([self.texts[i] for i in train_idx], [self.labels[i] for i in train_idx])
+        held_texts = [self.texts[i] for i in self.held]
+        return {
+            kind: _held_out_probabilities(kind, self.params[kind], train, held_texts, self.classes)
+            for kind in self.kinds
+        }
+
+
+def _held_out_probabilities(
+    kind: str,
+    params: dict[str, Any],
+    train: tuple[list[str], list[str]],
+    held_texts: list[str],
+    classes: list[str],
+) -> FloatArray:
+    """A ``kind`` model fitted on ``train``: its probabilities for ``held_texts``, in
+    ``classes`` order (0 for a class the training part lacked)."""
+    model = make_intent_model(kind, params).fit(*train)
+    probs = np.zeros((len(held_texts), len(classes)))
+    probs[:, column_map(model.classes_, classes)] = model.predict_proba(held_texts)
+    return probs
 
 
 def _run_held_out(job: _HeldOutJob) -> dict[str, FloatArray]:
