@@ -34,6 +34,8 @@ _SENDER_CHAR = r"[\w.@:+-]"
 _MAX_SENDER = 128
 #: A sender id, on every channel: what the conversation and outbox URLs can name.
 SENDER_PATTERN = rf"^{_SENDER_CHAR}{{1,{_MAX_SENDER}}}$"
+#: The same, in words, for error messages.
+SENDER_RULE = f"1-{_MAX_SENDER} letters, digits or . @ : + - _"
 MAX_BODY_BYTES = 64 * 1024  # a message, an id and some metadata; never megabytes
 MAX_JSON_DEPTH = 32  # the body object is level 1; metadata deeper than this is no chat
 _TOO_DEEP = f"the body nests objects and arrays more than {MAX_JSON_DEPTH} levels deep"

@@ -18,7 +18,7 @@ import structlog
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 
-from intentbridge.channels.rest import NOT_UNICODE, SENDER_PATTERN
+from intentbridge.channels.rest import NOT_UNICODE, SENDER_PATTERN, SENDER_RULE
 from intentbridge.integration.signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -89,7 +89,7 @@ def webhook_router(
             # URL can name would fill an outbox nobody can read
             raise HTTPException(
                 422,
-                f"the user at {settings.user!r} must be 1-128 letters, digits or . @ : + - _",
+                f"the user at {settings.user!r} must be {SENDER_RULE}",
             )
         if not await store().remember_event(source, str(event_id)):
             log.info("webhook_replay", source=source, event_id=str(event_id))
