@@ -61,6 +61,7 @@ def token_features(
     *,
     intent: str | None = None,
     clusters: Mapping[str, Sequence[str]] | None = None,
+    seen: Sequence[Sequence[str]] | None = None,
 ) -> list[list[str]]:
     """CRFsuite feature strings for each token.
 
@@ -69,6 +70,8 @@ def token_features(
     training, the predicted one when parsing) is a feature of every token: SNIPS's
     ``object_name`` and ``playlist`` look alike but belong to different intents.
     ``clusters`` maps words to cluster ids (:mod:`.clusters`), coarse to fine.
+    ``seen[i]`` holds token ``i``'s gazetteer features (:mod:`.gazetteer`):
+    training values it is part of, e.g. ``["g=B:artist"]``.
     """
     words = [t.text.lower() for t in tokens]
     shapes = [_shape(t.text) for t in tokens]
@@ -125,6 +128,8 @@ def token_features(
             if 0 <= j < n:
                 for tag in rule_tags[j]:
                     f.append(f"rule[{off}]=" + tag.removeprefix("B:"))
+        if seen is not None:
+            f.extend(seen[i])
         feats.append(f)
     return feats
 
