@@ -6,6 +6,7 @@ Needs the ``embeddings`` extra and the MiniLM weights; without them it skips.
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -224,3 +225,44 @@ def test_training_cut_short_by_a_time_budget_is_recorded(tmp_path: Path) -> None
     assert loaded.info["shortened_by_time_budget"] == [cut, crf]
     full = NluModel.train(_data(), "accurate", intent_params={"dense": {**fast_dense, "epochs": 1}})
     assert full.info["shortened_by_time_budget"] == []
+
+
+def test_seen_vectors_are_learned_saved_and_loaded(tmp_path: Path) -> None:
+    texts, labels, intents = _bio(_data())
+    tokens = [tokenize(t) for t in texts]
+    seen = DenseTokenTagger(**PARAMS, seen_feature=True).fit(texts, tokens, labels, intents)
+    assert seen.seen_tags_ == [
+        f"g={p}:{y}" for y in ("date", "from_city", "to_city") for p in ("B", "I")
+    ]
+    vectors = seen._require_fitted()[1].seen_vectors
+    assert vectors is not None and float(vectors.detach().abs().sum()) > 0  # trained
+    seen.save(tmp_path / "tagger")
+    loaded = DenseTokenTagger.load(tmp_path / "tagger")
+    assert loaded.seen_tags_ == seen.seen_tags_
+    text = "show flights from Dallas to New York on friday"
+    np.testing.assert_array_equal(
+        loaded.predict_proba(text, tokenize(text)), seen.predict_proba(text, tokenize(text))
+    )
+    # the seen tags and the vectors must agree
+    meta = tmp_path / "tagger" / "dense_tagger.json"
+    meta.write_text(meta.read_text().replace('"g=B:date",', "", 1))
+    with pytest.raises(ModelError, match="seen vectors"):
+        DenseTokenTagger.load(tmp_path / "tagger")
+
+
+def test_a_tagger_saved_before_the_seen_vectors_loads(tmp_path: Path) -> None:
+    texts, labels, intents = _bio(_data())
+    tokens = [tokenize(t) for t in texts]
+    tagger = DenseTokenTagger(**PARAMS, seen_feature=False).fit(texts, tokens, labels, intents)
+    tagger.save(tmp_path / "tagger")
+    meta_file = tmp_path / "tagger" / "dense_tagger.json"
+    meta = json.loads(meta_file.read_text())
+    del meta["seen_tags"], meta["gazetteer"], meta["params"]["seen_feature"]
+    meta_file.write_text(json.dumps(meta))
+    loaded = DenseTokenTagger.load(tmp_path / "tagger")
+    assert loaded.seen_tags_ == [] and not loaded.gazetteer
+    assert loaded.params["seen_feature"] is False
+    text = "a ticket from Denver to Dallas"
+    np.testing.assert_array_equal(
+        loaded.predict_proba(text, tokenize(text)), tagger.predict_proba(text, tokenize(text))
+    )

@@ -12,7 +12,13 @@ from intentbridge.understanding import NluModel, TrainingData, TrainingExample
 from intentbridge.understanding.annotation import parse_annotated
 from intentbridge.understanding.entities import EntityRecognizer
 from intentbridge.understanding.extractors.base import RuleExtractors
-from intentbridge.understanding.gazetteer import MAX_PHRASE_TOKENS, Gazetteer, span_phrase
+from intentbridge.understanding.gazetteer import (
+    MAX_PHRASE_TOKENS,
+    Gazetteer,
+    bio_phrases,
+    span_phrase,
+)
+from intentbridge.understanding.tagger import bio_labels
 from intentbridge.understanding.tokenizer import tokenize
 
 EMILIE = ("emilie", "autumn")
@@ -145,3 +151,25 @@ def test_a_model_saved_before_the_gazetteer_loads_without_one(tmp_path: Path) ->
     assert not loaded.entities.gazetteer
     text = "add emilie autumn to my playlist"
     assert loaded.parse(text) == old.parse(text)
+
+
+@given(st.lists(st.sampled_from(["O", "album", "artist"]), min_size=1, max_size=10), st.data())
+def test_bio_phrases_give_back_the_spans_bio_labels_were_made_from(
+    kinds: list[str], data: st.DataObject
+) -> None:
+    words = [data.draw(st.sampled_from(["play", "Emilie", "the", "blues", "x"])) for _ in kinds]
+    text = " ".join(words)
+    tokens = tokenize(text)
+    assert len(tokens) == len(words)
+    # runs of the same kind are one span, unless the draw splits them
+    spans: list[tuple[int, int, str]] = []
+    for i, kind in enumerate(kinds):
+        joined = spans and spans[-1][2] == kind and data.draw(st.booleans())
+        if kind == "O":
+            continue
+        if joined and spans[-1][1] == tokens[i - 1].end:
+            spans[-1] = (spans[-1][0], tokens[i].end, kind)
+        else:
+            spans.append((tokens[i].start, tokens[i].end, kind))
+    expected = [(span_phrase(tokens, s, e), y) for s, e, y in spans]
+    assert bio_phrases(tokens, bio_labels(tokens, spans)) == expected

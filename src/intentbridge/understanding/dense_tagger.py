@@ -40,6 +40,7 @@ from intentbridge.understanding.encoders import (
     read_saved_meta,
     safetensors_numpy,
 )
+from intentbridge.understanding.gazetteer import Gazetteer, Phrase, bio_phrases
 from intentbridge.understanding.tagger_training import EncodedText, TokenHead, TokenTrainer
 from intentbridge.understanding.tokenizer import Token
 
@@ -66,6 +67,8 @@ _DEFAULTS: dict[str, Any] = {
     "warmup_fraction": 0.06,
     "dropout": 0.1,
     "intent_feature": False,
+    # a vector per "seen in training as entity x" feature (the CRF's gazetteer)
+    "seen_feature": True,
     # wall-clock cap on the training steps; the schedule is planned to end inside it
     "time_budget_s": 240.0,
     "max_length": 96,
@@ -121,6 +124,8 @@ class DenseTokenTagger:
         self.params: dict[str, Any] = {**_DEFAULTS, **params}
         self.labels_: list[str] = [_OUTSIDE]
         self.intents_: list[str] = []
+        self.gazetteer = Gazetteer()
+        self.seen_tags_: list[str] = []
         self.fit_info: dict[str, Any] = {}
         self._encoder: SentenceEncoder | None = None
         self._head: TokenHead | None = None
@@ -166,10 +171,20 @@ class DenseTokenTagger:
             self._head.intent_vectors = torch.nn.Parameter(
                 torch.zeros(len(self.intents_), encoder.dimension)
             )
+        annotated: list[list[tuple[Phrase, str]]] = []
+        if p["seen_feature"]:
+            annotated = [bio_phrases(toks, seq) for toks, seq in zip(tokens, labels, strict=True)]
+            self.gazetteer = Gazetteer.learn(annotated)
+            self.seen_tags_ = self.gazetteer.tag_names()
+            self._head.seen_vectors = torch.nn.Parameter(
+                torch.zeros(len(self.seen_tags_), encoder.dimension)
+            )
         first = encoder.num_layers - int(p["train_layers"])
         if not 0 <= first < encoder.num_layers:
             raise ValueError(f"train_layers must be between 1 and {encoder.num_layers}")
-        encoded = self._encode_training_set(texts, tokens, labels, intents, first)
+        encoded = self._encode_training_set(
+            texts, tokens, labels, intents, first, annotated=annotated
+        )
         cache_s = time.perf_counter() - started
         trainer = TokenTrainer(encoder, self._head, encoded, first=first, params=p, log=log)
         summary = trainer.run(
@@ -187,6 +202,8 @@ class DenseTokenTagger:
         labels: Sequence[Sequence[str]],
         intents: Sequence[str] | None,
         first: int,
+        *,
+        annotated: Sequence[Sequence[tuple[Phrase, str]]],
     ) -> list[EncodedText]:
         encoder = self._require_encoder()
         states = encoder.lower_states(list(texts), first)
@@ -198,7 +215,30 @@ class DenseTokenTagger:
             kept = [(pos, index[y]) for pos, y in zip(pieces, labels[i], strict=True) if pos >= 0]
             intent_id = intent_index.get(intents[i], -1) if intents is not None else -1
             positions, label_ids = [k[0] for k in kept], [k[1] for k in kept]
-            out.append(EncodedText(states[i], positions, label_ids, intent_id))
+            seen = None
+            if self.seen_tags_:
+                # leave-one-out, as for the CRF: the text's own values are not "seen"
+                rows = [j for j, pos in enumerate(pieces) if pos >= 0]
+                seen = self._seen_matrix(tokens[i], rows, annotated[i])
+            out.append(EncodedText(states[i], positions, label_ids, intent_id, seen))
+        return out
+
+    def _seen_matrix(
+        self,
+        tokens: Sequence[Token],
+        rows: Sequence[int],
+        without: Sequence[tuple[Phrase, str]] = (),
+    ) -> Any:
+        """The multi-hot (len(rows), seen tags) of the gazetteer features of ``rows``."""
+        torch = self._require_encoder()._torch
+        tags = self.gazetteer.tags([t.text.lower() for t in tokens], without=without)
+        column = {tag: j for j, tag in enumerate(self.seen_tags_)}
+        out = torch.zeros(len(rows), len(self.seen_tags_))
+        for r, i in enumerate(rows):
+            for tag in tags[i]:
+                j = column.get(tag)
+                if j is not None:
+                    out[r, j] = 1.0
         return out
 
     # -- prediction -----------------------------------------------------------------
@@ -252,7 +292,8 @@ class DenseTokenTagger:
         with torch.inference_mode():
             positions = torch.tensor([pieces[i] for i in rows], dtype=torch.long)
             ids = torch.full((len(rows),), intent_id, dtype=torch.long)
-            probs = torch.softmax(head.logits(hidden[positions], ids), dim=-1).numpy()
+            seen = self._seen_matrix(tokens, rows) if self.seen_tags_ else None
+            probs = torch.softmax(head.logits(hidden[positions], ids, seen), dim=-1).numpy()
         out[rows] = probs
         return out
 
@@ -271,6 +312,8 @@ class DenseTokenTagger:
         if token_head.intent_vectors is not None:
             vectors = token_head.intent_vectors.detach().numpy()
             head["intent_vectors"] = vectors.astype(np.float32)
+        if token_head.seen_vectors is not None:
+            head["seen_vectors"] = token_head.seen_vectors.detach().numpy().astype(np.float32)
         save_file(
             {k: np.ascontiguousarray(v) for k, v in head.items()}, str(directory / _HEAD_FILE)
         )
@@ -282,6 +325,8 @@ class DenseTokenTagger:
             "format": _FORMAT,
             "labels": self.labels_,
             "intents": self.intents_,
+            "seen_tags": self.seen_tags_,
+            "gazetteer": self.gazetteer.to_json(),
             "params": self.params,
             "base_encoder": base_encoder_record(encoder),
             "fit_info": self.fit_info,
@@ -324,4 +369,14 @@ class DenseTokenTagger:
         linear.eval()
         vectors = head.get("intent_vectors")
         tagger._head = TokenHead(linear, None if vectors is None else torch.from_numpy(vectors))
+        # taggers saved before the seen vectors have none
+        if "seen_tags" not in meta:
+            tagger.params["seen_feature"] = False
+        tagger.seen_tags_ = list(meta.get("seen_tags", []))
+        tagger.gazetteer = Gazetteer.from_json(meta.get("gazetteer"))
+        seen = head.get("seen_vectors")
+        if tagger.seen_tags_:
+            if seen is None or seen.shape != (len(tagger.seen_tags_), encoder.dimension):
+                raise ModelError(f"{directory}: seen vectors do not match the seen tags")
+            tagger._head.seen_vectors = torch.from_numpy(seen)
         return tagger

@@ -261,7 +261,7 @@ class EntityRecognizer:
         ``False`` widens every tagged span to an overlapping rule match, as before.
         ``gazetteer``: give the tagger the annotated values of the training data as
         features (:mod:`.gazetteer`, leave-one-out in training; 2026-11-26, `fast`
-        on validation: entity F1 SNIPS +0.9, SGD +0.4, ATIS +0.1; docs/nlu.md);
+        on validation: entity F1 SNIPS +0.9, ATIS +0.1, SGD +0.0; docs/nlu.md);
         default: when there are at least ``_MIN_GAZETTEER_EXAMPLES`` examples.
         """
         learned = set(data.entity_names)

@@ -42,6 +42,25 @@ def span_phrase(tokens: Sequence[Token], start: int, end: int) -> Phrase:
     return tuple(t.text.lower() for t in tokens if t.start >= start and t.end <= end)
 
 
+def bio_phrases(tokens: Sequence[Token], labels: Sequence[str]) -> list[tuple[Phrase, str]]:
+    """The (phrase, label) pairs of a BIO-labelled token sequence (``I-x`` may open a span)."""
+    out: list[tuple[Phrase, str]] = []
+    words: list[str] = []
+    current: str | None = None
+    for token, y in zip(tokens, labels, strict=True):
+        inside = y.startswith("I-") and y[2:] == current
+        if current is not None and not inside:
+            out.append((tuple(words), current))
+            current, words = None, []
+        if y != "O" and not inside:
+            current, words = y[2:], []
+        if current is not None:
+            words.append(token.text.lower())
+    if current is not None:
+        out.append((tuple(words), current))
+    return out
+
+
 @dataclass(slots=True)
 class Gazetteer:
     """Annotated values (lower-cased token tuples) -> label -> how often."""
@@ -101,6 +120,11 @@ class Gazetteer:
         if total <= 0:
             return []
         return sorted(y for y, c in counts.items() if c > 0 and c >= MIN_SHARE * total)
+
+    def tag_names(self) -> list[str]:
+        """Every feature :meth:`tags` can give, sorted."""
+        labels = sorted({y for counts in self.phrases.values() for y in counts})
+        return [f"g={p}:{y}" for y in labels for p in ("B", "I")]
 
     def to_json(self) -> list[list[Any]]:
         """``[[tokens, {label: count}], ...]``, sorted, for ``rules.json``."""

@@ -29,6 +29,7 @@ class EncodedText:
     positions: list[int]  # the first word piece of each (kept) token
     label_ids: list[int]
     intent_id: int  # -1: no intent vector
+    seen: Any = None  # torch.Tensor (kept tokens, seen tags): the gazetteer's multi-hot
 
 
 @dataclass(slots=True)
@@ -36,28 +37,35 @@ class TokenHead:
     """What sits above the encoder: a linear layer and, optionally, intent vectors.
 
     With intent vectors, the vector of a token's intent (gold when training,
-    predicted when parsing) is added to its state before the linear layer.
+    predicted when parsing) is added to its state before the linear layer; with seen
+    vectors, one vector per gazetteer feature of the token (:mod:`.gazetteer`).
     """
 
     linear: Any  # torch.nn.Linear(dim, labels)
     intent_vectors: Any = None  # torch.Tensor (intents, dim) or None
+    seen_vectors: Any = None  # torch.Tensor (seen tags, dim) or None
 
-    def states(self, hidden: Any, intent_ids: Any) -> Any:
-        """``hidden`` (tokens, dim) plus each token's intent vector (none for id -1)."""
-        if self.intent_vectors is None:
-            return hidden
-        vectors = self.intent_vectors[intent_ids.clamp(min=0)]
-        return hidden + vectors * (intent_ids >= 0).unsqueeze(-1).to(hidden.dtype)
+    def states(self, hidden: Any, intent_ids: Any, seen: Any = None) -> Any:
+        """``hidden`` (tokens, dim) plus each token's intent vector (none for id -1)
+        and the sum of its seen vectors (``seen``: multi-hot, tokens x seen tags)."""
+        if self.intent_vectors is not None:
+            vectors = self.intent_vectors[intent_ids.clamp(min=0)]
+            hidden = hidden + vectors * (intent_ids >= 0).unsqueeze(-1).to(hidden.dtype)
+        if self.seen_vectors is not None and seen is not None:
+            hidden = hidden + seen.to(hidden.dtype) @ self.seen_vectors
+        return hidden
 
-    def logits(self, hidden: Any, intent_ids: Any) -> Any:
+    def logits(self, hidden: Any, intent_ids: Any, seen: Any = None) -> Any:
         """Label logits per token."""
-        return self.linear(self.states(hidden, intent_ids))
+        return self.linear(self.states(hidden, intent_ids, seen))
 
     def parameters(self) -> list[Any]:
         """The trainable tensors."""
         params = list(self.linear.parameters())
         if self.intent_vectors is not None:
             params.append(self.intent_vectors)
+        if self.seen_vectors is not None:
+            params.append(self.seen_vectors)
         return params
 
 
@@ -130,7 +138,8 @@ class TokenTrainer:
         cols = [pos for it in items for pos in it.positions]
         gold = torch.tensor([y for it in items for y in it.label_ids], dtype=torch.long)
         intents = torch.tensor([it.intent_id for it in items for _ in it.positions])
-        states = self.head.states(hidden[rows, cols], intents)
+        seen = torch.cat([it.seen for it in items]) if self.head.seen_vectors is not None else None
+        states = self.head.states(hidden[rows, cols], intents, seen)
         return loss_fn(self.head.linear(dropout(states)), gold)
 
     def run(self, budget_s: float | None) -> dict[str, Any]:
