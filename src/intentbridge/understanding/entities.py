@@ -37,7 +37,7 @@ from intentbridge.understanding.clusters import WordClusters
 from intentbridge.understanding.data import TrainingData
 from intentbridge.understanding.extractors.base import RuleExtractors, resolve_overlaps, rule_kind
 from intentbridge.understanding.extractors.roles import RoleResolver
-from intentbridge.understanding.gazetteer import Gazetteer, span_phrase
+from intentbridge.understanding.gazetteer import Gazetteer, Phrase, span_phrase
 from intentbridge.understanding.model_files import optional_float
 from intentbridge.understanding.tagger import (
     CrfTagger,
@@ -273,11 +273,14 @@ class EntityRecognizer:
 
             word_clusters = learn_word_clusters([ex.text for ex in data.examples])
         use_intent = intent_feature and len({ex.intent for ex in data.examples}) > 1
-        tokenized = [tokenize(ex.text) for ex in data.examples]
-        annotated = [
-            [(span_phrase(tokens, sp.start, sp.end), sp.label) for sp in ex.entities]
-            for ex, tokens in zip(data.examples, tokenized, strict=True)
-        ]
+        tokenized: list[list[Token]] = []
+        annotated: list[list[tuple[Phrase, str]]] = []
+        if learned:  # data without entities has no tagger to train
+            tokenized = [tokenize(ex.text) for ex in data.examples]
+            annotated = [
+                [(span_phrase(tokens, sp.start, sp.end), sp.label) for sp in ex.entities]
+                for ex, tokens in zip(data.examples, tokenized, strict=True)
+            ]
         if gazetteer is None:
             gazetteer = len(data.examples) >= _MIN_GAZETTEER_EXAMPLES
         seen = Gazetteer.learn(annotated) if gazetteer else Gazetteer()
