@@ -57,6 +57,7 @@ from intentbridge.errors import ModelError  # noqa: E402 - after the skips above
 from intentbridge.understanding import NluModel  # noqa: E402
 from intentbridge.understanding.dense_tagger import DenseTokenTagger, first_pieces  # noqa: E402
 from intentbridge.understanding.encoders import find_embeddings_dir  # noqa: E402
+from intentbridge.understanding.gazetteer import MIN_EXAMPLES as MIN_GAZETTEER_EXAMPLES  # noqa: E402
 
 try:
     find_embeddings_dir()
@@ -225,6 +226,13 @@ def test_training_cut_short_by_a_time_budget_is_recorded(tmp_path: Path) -> None
     assert loaded.info["shortened_by_time_budget"] == [cut, crf]
     full = NluModel.train(_data(), "accurate", intent_params={"dense": {**fast_dense, "epochs": 1}})
     assert full.info["shortened_by_time_budget"] == []
+
+
+def test_small_data_gets_no_seen_vectors_by_default(tagger: DenseTokenTagger) -> None:
+    # as for the CRF (gazetteer.MIN_EXAMPLES): template data would teach the memory
+    assert len(_data().examples) < MIN_GAZETTEER_EXAMPLES
+    assert tagger.seen_tags_ == [] and not tagger.gazetteer
+    assert tagger._require_fitted()[1].seen_vectors is None
 
 
 def test_seen_vectors_are_learned_saved_and_loaded(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ from intentbridge.understanding.encoders import (
     read_saved_meta,
     safetensors_numpy,
 )
+from intentbridge.understanding.gazetteer import MIN_EXAMPLES as MIN_GAZETTEER_EXAMPLES
 from intentbridge.understanding.gazetteer import Gazetteer, Phrase, bio_phrases
 from intentbridge.understanding.tagger_training import EncodedText, TokenHead, TokenTrainer
 from intentbridge.understanding.tokenizer import Token
@@ -67,8 +68,9 @@ _DEFAULTS: dict[str, Any] = {
     "warmup_fraction": 0.06,
     "dropout": 0.1,
     "intent_feature": False,
-    # a vector per "seen in training as entity x" feature (the CRF's gazetteer)
-    "seen_feature": True,
+    # a vector per "seen in training as entity x" feature (the CRF's gazetteer);
+    # None: on data of gazetteer.MIN_EXAMPLES examples or more, as for the CRF
+    "seen_feature": None,
     # wall-clock cap on the training steps; the schedule is planned to end inside it
     "time_budget_s": 240.0,
     "max_length": 96,
@@ -125,7 +127,8 @@ class DenseTokenTagger:
         self.labels_: list[str] = [_OUTSIDE]
         self.intents_: list[str] = []
         self.gazetteer = Gazetteer()
-        self.seen_tags_: list[str] = []
+        self.seen_tags_: list[str] = []  # the rows of the seen vectors
+        self._seen_columns: dict[str, int] = {}
         self.fit_info: dict[str, Any] = {}
         self._encoder: SentenceEncoder | None = None
         self._head: TokenHead | None = None
@@ -172,10 +175,14 @@ class DenseTokenTagger:
                 torch.zeros(len(self.intents_), encoder.dimension)
             )
         annotated: list[list[tuple[Phrase, str]]] = []
-        if p["seen_feature"]:
+        seen_feature = p["seen_feature"]
+        if seen_feature is None:
+            seen_feature = len(texts) >= MIN_GAZETTEER_EXAMPLES
+        self._use_gazetteer(Gazetteer(), [])
+        if seen_feature:
             annotated = [bio_phrases(toks, seq) for toks, seq in zip(tokens, labels, strict=True)]
-            self.gazetteer = Gazetteer.learn(annotated)
-            self.seen_tags_ = self.gazetteer.tag_names()
+            gazetteer = Gazetteer.learn(annotated)
+            self._use_gazetteer(gazetteer, gazetteer.tag_names())
             self._head.seen_vectors = torch.nn.Parameter(
                 torch.zeros(len(self.seen_tags_), encoder.dimension)
             )
@@ -223,6 +230,10 @@ class DenseTokenTagger:
             out.append(EncodedText(states[i], positions, label_ids, intent_id, seen))
         return out
 
+    def _use_gazetteer(self, gazetteer: Gazetteer, seen_tags: list[str]) -> None:
+        self.gazetteer, self.seen_tags_ = gazetteer, seen_tags
+        self._seen_columns = {tag: j for j, tag in enumerate(seen_tags)}
+
     def _seen_matrix(
         self,
         tokens: Sequence[Token],
@@ -232,13 +243,11 @@ class DenseTokenTagger:
         """The multi-hot (len(rows), seen tags) of the gazetteer features of ``rows``."""
         torch = self._require_encoder()._torch
         tags = self.gazetteer.tags([t.text.lower() for t in tokens], without=without)
-        column = {tag: j for j, tag in enumerate(self.seen_tags_)}
         out = torch.zeros(len(rows), len(self.seen_tags_))
-        for r, i in enumerate(rows):
-            for tag in tags[i]:
-                j = column.get(tag)
-                if j is not None:
-                    out[r, j] = 1.0
+        columns = self._seen_columns
+        hits = [(r, columns[tag]) for r, i in enumerate(rows) for tag in tags[i] if tag in columns]
+        if hits:
+            out[tuple(torch.tensor(hits).T)] = 1.0
         return out
 
     # -- prediction -----------------------------------------------------------------
@@ -372,8 +381,9 @@ class DenseTokenTagger:
         # taggers saved before the seen vectors have none
         if "seen_tags" not in meta:
             tagger.params["seen_feature"] = False
-        tagger.seen_tags_ = list(meta.get("seen_tags", []))
-        tagger.gazetteer = Gazetteer.from_json(meta.get("gazetteer"))
+        tagger._use_gazetteer(
+            Gazetteer.from_json(meta.get("gazetteer")), list(meta.get("seen_tags", []))
+        )
         seen = head.get("seen_vectors")
         if tagger.seen_tags_:
             if seen is None or seen.shape != (len(tagger.seen_tags_), encoder.dimension):

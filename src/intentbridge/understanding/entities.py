@@ -37,6 +37,7 @@ from intentbridge.understanding.clusters import WordClusters
 from intentbridge.understanding.data import TrainingData
 from intentbridge.understanding.extractors.base import RuleExtractors, resolve_overlaps, rule_kind
 from intentbridge.understanding.extractors.roles import RoleResolver
+from intentbridge.understanding.gazetteer import MIN_EXAMPLES as MIN_GAZETTEER_EXAMPLES
 from intentbridge.understanding.gazetteer import Gazetteer, Phrase, span_phrase
 from intentbridge.understanding.model_files import optional_float
 from intentbridge.understanding.tagger import (
@@ -56,11 +57,6 @@ _MIN_KIND_COVERAGE = 0.5
 _MIN_EMIT_PRECISION = 0.8
 _MIN_EMIT_SUPPORT = 3  # one lucky overlap must not turn every "$5" into an object_name
 _MIN_CLUSTER_EXAMPLES = 1000  # fewer messages give too few contexts to cluster words
-# On small bot data the same few values repeat across template-made examples; the CRF
-# then learns a span from the memory of its value rather than from its context (the
-# bank set's "[on monday](date)" taught "on" only where "on monday" was a seen value,
-# and "on friday" lost its "on").
-_MIN_GAZETTEER_EXAMPLES = 1000
 _FLOOR = 1e-9  # probabilities below this count as this when mixing in log space
 #: The CRF's marginal of its best label, on every token, at and above which the neural
 #: tagger is not asked (chosen on SNIPS and ATIS validation: no entity changed at 0.995,
@@ -262,7 +258,7 @@ class EntityRecognizer:
         ``gazetteer``: give the tagger the annotated values of the training data as
         features (:mod:`.gazetteer`, leave-one-out in training; 2026-11-26, `fast`
         on validation: entity F1 SNIPS +0.9, ATIS +0.1, SGD +0.0; docs/nlu.md);
-        default: when there are at least ``_MIN_GAZETTEER_EXAMPLES`` examples.
+        default: when there are at least :data:`.gazetteer.MIN_EXAMPLES` examples.
         """
         learned = set(data.entity_names)
         if clusters is None:
@@ -282,7 +278,7 @@ class EntityRecognizer:
                 for ex, tokens in zip(data.examples, tokenized, strict=True)
             ]
         if gazetteer is None:
-            gazetteer = len(data.examples) >= _MIN_GAZETTEER_EXAMPLES
+            gazetteer = len(data.examples) >= MIN_GAZETTEER_EXAMPLES
         seen = Gazetteer.learn(annotated) if gazetteer else Gazetteer()
         features: list[list[list[str]]] = []
         labels: list[list[str]] = []

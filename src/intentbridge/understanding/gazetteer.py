@@ -32,6 +32,13 @@ MAX_PHRASE_TOKENS = 8
 """Longer annotated values are left out: they rarely repeat, and each token of a
 message is looked up once per length."""
 
+MIN_EXAMPLES = 1000
+"""Data with fewer examples gets no gazetteer, in either tagger: small bot data repeats
+a few values across template-made examples, and a tagger then learns a span from the
+memory of its value rather than from its context (the bank set's
+"[on monday](date)" taught the CRF "on" only where "on monday" was a seen value, and
+"on friday" lost its "on")."""
+
 MIN_SHARE = 0.2
 """A label given to a value in less than this share of its annotations is not a
 feature of it (one stray annotation must not speak for a value seen 20 times)."""
