@@ -6,6 +6,7 @@ Needs the ``embeddings`` extra and the MiniLM weights; without them it skips.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -91,3 +92,78 @@ def test_a_child_that_fails_is_replaced_by_the_fit_in_turn(
     assert jobs, "the second process was not asked"
     assert model.parse("what is my balance now").intent == "balance"
     assert np.isfinite(model.calibration.temperature)
+
+
+ENTITY_TEMPLATES = {
+    "transfer": ["send {n} euros to {who}", "transfer {n} to {who} please", "pay {who} {n}"],
+    "balance": ["what is the balance of my {acc} account", "how much is in {acc}"],
+}
+PEOPLE = ["bob", "alice", "carol", "dave"]
+ACCOUNTS = ["savings", "checking", "joint"]
+
+
+def _entity_data() -> TrainingData:
+    from intentbridge.understanding.annotation import parse_annotated
+
+    examples = []
+    for i in range(48):
+        n, who, acc = 5 * (i + 1), PEOPLE[i % len(PEOPLE)], ACCOUNTS[i % len(ACCOUNTS)]
+        for intent, templates in ENTITY_TEMPLATES.items():
+            template = templates[i % len(templates)]
+            annotated = template.format(
+                n=f"[{n}](amount)", who=f"[{who}](person)", acc=f"[{acc}](account)"
+            )
+            text, spans = parse_annotated(annotated)
+            examples.append(TrainingExample(text=text, intent=intent, entities=tuple(spans)))
+    return TrainingData(examples=examples)
+
+
+TAGGER = {"epochs": 1.0}
+
+
+@pytest.mark.slow
+def test_the_transformer_tagger_trains_in_a_process_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On large data (here: made large) the tagger trains beside the CRF and the
+    intent models, not after them in this process."""
+    monkeypatch.setattr(training_module, "_PARALLEL_MIN_EXAMPLES", 50)
+    here: list[Any] = []
+    train_here = training_module.train_dense_tagger
+
+    def counted(*args: Any, **kwargs: Any) -> Any:  # the children have their own
+        here.append(args)
+        return train_here(*args, **kwargs)
+
+    monkeypatch.setattr(training_module, "train_dense_tagger", counted)
+    model = NluModel.train(_entity_data(), "accurate", intent_params=PARAMS, tagger_params=TAGGER)
+    assert here == [], "the tagger trained here, not in a child process"
+    assert model.entities.neural is not None
+    assert model.entities.tagger is not None
+    parsed = model.parse("send 40 euros to carol")
+    assert parsed.intent == "transfer"
+    assert {(e.entity, e.text) for e in parsed.entities} >= {("person", "carol")}
+
+
+@pytest.mark.slow
+def test_a_tagger_child_that_fails_is_replaced_by_the_tagger_trained_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(training_module, "_PARALLEL_MIN_EXAMPLES", 50)
+    start = training_module._in_second_process
+    asked: list[Any] = []
+
+    def broken(fn: Any, *args: Any) -> Any:
+        if fn is training_module._train_tagger_in_child:
+            data, job, tagger_dir = args
+            asked.append(job)
+            # a parameter the tagger refuses: the child raises at once
+            job = replace(job, params={**job.params, "no_such_parameter": 1})
+            args = (data, job, tagger_dir)
+        return start(fn, *args)
+
+    monkeypatch.setattr(training_module, "_in_second_process", broken)
+    model = NluModel.train(_entity_data(), "accurate", intent_params=PARAMS, tagger_params=TAGGER)
+    assert asked, "no tagger child was started"
+    assert model.entities.neural is not None
+    assert model.parse("how much is in savings").intent == "balance"

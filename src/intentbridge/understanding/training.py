@@ -8,9 +8,9 @@ neither: the bot reaches "ready" in well under a second.
   large data), never on examples a model was trained on.
 - On data with ≥ 2,000 examples the CRF trains in a second process while this one fits
   the intent models (CRFsuite holds the GIL; two cores make it ~2x faster).
-- The ``accurate`` pipeline then fine-tunes a transformer token tagger
-  (:mod:`.dense_tagger`) inside what is left of a 10-minute budget, and mixes its
-  probabilities with the CRF's marginals.
+- The ``accurate`` pipeline also fine-tunes a transformer token tagger
+  (:mod:`.dense_tagger`) inside what is left of a 10-minute budget — on such data in a
+  third process from the start — and mixes its probabilities with the CRF's marginals.
 """
 
 from __future__ import annotations
@@ -63,10 +63,13 @@ _PARALLEL_MIN_EXAMPLES = 2000  # below this, a second process costs more than it
 # the transformer tagger gets what the intent models left, but at least the minimum.
 _TOTAL_BUDGET_S = 570.0
 _MIN_TAGGER_BUDGET_S = 60.0
-# The CRF (L-BFGS) trains before the tagger and may take this share of the time left.
-# SGD's 34k examples took 323 s for 100 iterations on a normal day and ~700 s on a
-# machine 2.2x slower, leaving the tagger its minimum and the training at 722 s.
+# The CRF (L-BFGS) may take this share of the time left: half when the tagger trains
+# after it, in the same process (small data), nearly all when the tagger trains beside
+# it in another. SGD's 34k examples took 323 s for 100 iterations on a normal day and
+# ~700 s on a machine 2.2x slower, leaving the tagger its minimum and the training at
+# 722 s when the two ran in turn.
 _CRF_SHARE = 0.5
+_CRF_SHARE_BESIDE_TAGGER = 0.9
 
 
 def train_model(
@@ -126,12 +129,20 @@ def train_model(
     crf_params = {**defaults, **(crf_params or {})}
     # The CRF holds the GIL for its whole training run; on large data it trains in
     # a second process while this one fits the intent models (2 cores, ~2x faster),
-    # followed there by the transformer tagger when the pipeline has one.
-    remote = (
-        _start_entity_training(data, rules_config, crf_params, job)
-        if data.has_entities and len(data.examples) >= _PARALLEL_MIN_EXAMPLES
-        else None
-    )
+    # and the transformer tagger, when the pipeline has one, in a third: none of the
+    # three needs another's result, and the tagger, the longest, starts at once.
+    parallel = data.has_entities and len(data.examples) >= _PARALLEL_MIN_EXAMPLES
+    if parallel and job is not None:
+        # three processes on two cores: one torch thread each, or a parallel region
+        # waits for a thread the other processes keep off the CPU
+        job = replace(job, params={**job.params, "num_threads": 1})
+        params = {
+            k: {**v, "num_threads": 1}
+            if getattr(intent_model_class(k), "fits_in_a_process", False)
+            else v
+            for k, v in params.items()
+        }
+    remote = _start_entity_training(data, rules_config, crf_params, job) if parallel else None
 
     report("intent", 0.0)
     if len(classes) >= 2:
@@ -186,7 +197,7 @@ def train_model(
     report("intent", 1.0)
 
     report("entities", 0.0)
-    entities = _finish_entity_training(remote, rules, job) if remote is not None else None
+    entities, neural = _finish_entity_training(remote, rules) if remote else (None, None)
     if entities is None:
         entities = EntityRecognizer.train(
             data,
@@ -195,8 +206,8 @@ def train_model(
             progress=lambda done, total: report("entities", done / max(total, 1)),
             crf_time_budget_s=job.crf_budget() if job is not None else None,
         )
-    if job is not None and entities.tagger is not None and entities.neural is None:
-        entities.set_neural(job.train(data), job.crf_weight)
+    if job is not None and entities.tagger is not None:
+        entities.set_neural(neural if neural is not None else job.train(data), job.crf_weight)
     report("entities", 1.0)
     parts = [(f"intent model '{k}'", m) for k, m in zip(spec.intent_models, models, strict=True)]
     parts.append(("CRF entity tagger", entities.tagger))
@@ -459,9 +470,10 @@ class _TaggerJob:
         deadline = time.time() + _TOTAL_BUDGET_S - (time.perf_counter() - started)
         return cls(params, crf_weight, deadline, seed)
 
-    def crf_budget(self) -> float:
-        """Seconds the CRF may train: :data:`_CRF_SHARE` of the time left."""
-        return max(0.0, self.deadline - time.time()) * _CRF_SHARE
+    def crf_budget(self, *, beside_tagger: bool = False) -> float:
+        """Seconds the CRF may train: a share of the time left (see :data:`_CRF_SHARE`)."""
+        share = _CRF_SHARE_BESIDE_TAGGER if beside_tagger else _CRF_SHARE
+        return max(0.0, self.deadline - time.time()) * share
 
     def train(self, data: TrainingData) -> Any:
         """The tagger, trained in what is left of the budget (at least the minimum)."""
@@ -476,28 +488,27 @@ def _train_entities_in_child(
     rules_config: dict[str, Any],
     crf_params: dict[str, Any] | None,
     job: _TaggerJob | None = None,
-    tagger_dir: str | None = None,
 ) -> tuple[bytes | None, dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Child-process entry point: returns what the parent needs to rebuild the result
-    (the CRF's model bytes, parameters and how its training went; the merge policy).
-
-    With a tagger job, the transformer tagger is trained after the CRF and saved to
-    ``tagger_dir`` (safetensors + JSON) for the parent to load.
-    """
+    (the CRF's model bytes, parameters and how its training went; the merge policy)."""
     rules = RuleExtractors(**rules_config)
-    budget = job.crf_budget() if job is not None else None
+    # with a job, the tagger trains in another child meanwhile
+    budget = job.crf_budget(beside_tagger=True) if job is not None else None
     recognizer = EntityRecognizer.train(
         data, rules=rules, crf_params=crf_params, crf_time_budget_s=budget
     )
     tagger = recognizer.tagger
     if tagger is None:
         return None, {}, recognizer.config(), {}
-    if job is not None and tagger_dir is not None:
-        job.train(data).save(Path(tagger_dir))
     return tagger.model_bytes, tagger.params(), recognizer.config(), tagger.fit_info
 
 
-_Remote = tuple[concurrent.futures.ProcessPoolExecutor, "concurrent.futures.Future[Any]", str]
+def _train_tagger_in_child(data: TrainingData, job: _TaggerJob, tagger_dir: str) -> None:
+    """Child-process entry point: the transformer tagger, saved to ``tagger_dir``
+    (safetensors + JSON) for the parent to load."""
+    job.train(data).save(Path(tagger_dir))
+
+
 _Child = tuple[concurrent.futures.ProcessPoolExecutor, "concurrent.futures.Future[Any]"]
 
 
@@ -513,37 +524,75 @@ def _in_second_process(fn: Callable[..., Any], *args: Any) -> _Child | None:
         return None
 
 
+@dataclass
+class _EntityChildren:
+    """The CRF training in one child process and, in the accurate pipeline, the
+    transformer tagger in another: neither needs the other, nor the intent models."""
+
+    crf: _Child
+    tagger: _Child | None
+    tagger_dir: str
+
+    def crf_recognizer(self, rules: RuleExtractors) -> EntityRecognizer | None:
+        """The CRF's recognizer; None when its child failed (train it here then)."""
+        pool, future = self.crf
+        try:
+            model_bytes, tagger_params, config, fit_info = future.result()
+        except (OSError, RuntimeError, concurrent.futures.process.BrokenProcessPool):
+            return None
+        finally:
+            pool.shutdown()
+        tagger = CrfTagger.from_bytes(model_bytes, **tagger_params) if model_bytes else None
+        if tagger is not None:
+            tagger.fit_info = fit_info
+        return EntityRecognizer.from_config(rules, tagger, config)
+
+    def neural_tagger(self) -> Any:
+        """The transformer tagger; None when there was none to train or its child
+        failed (the caller trains it here then)."""
+        if self.tagger is None:
+            return None
+        pool, future = self.tagger
+        try:
+            future.result()
+            return dense_tagger_class().load(Path(self.tagger_dir))
+        except Exception:
+            # the child died, or failed: trained here, the tagger either works or
+            # raises the error that training should
+            return None
+        finally:
+            pool.shutdown()
+
+    def close(self) -> None:
+        for child in (self.crf, self.tagger):
+            if child is not None:
+                child[0].shutdown(cancel_futures=True)
+        shutil.rmtree(self.tagger_dir, ignore_errors=True)
+
+
 def _start_entity_training(
     data: TrainingData,
     rules_config: dict[str, Any],
     crf_params: dict[str, Any] | None,
     job: _TaggerJob | None,
-) -> _Remote | None:
-    tagger_dir = tempfile.mkdtemp(prefix="intentbridge-tagger-")
-    child = _in_second_process(
-        _train_entities_in_child, data, rules_config, crf_params, job, tagger_dir
-    )
-    if child is None:
-        shutil.rmtree(tagger_dir, ignore_errors=True)
+) -> _EntityChildren | None:
+    crf = _in_second_process(_train_entities_in_child, data, rules_config, crf_params, job)
+    if crf is None:
         return None  # train in-process
-    return (*child, tagger_dir)
+    tagger_dir = tempfile.mkdtemp(prefix="intentbridge-tagger-")
+    tagger = (
+        _in_second_process(_train_tagger_in_child, data, job, tagger_dir)
+        if job is not None
+        else None
+    )
+    return _EntityChildren(crf, tagger, tagger_dir)
 
 
 def _finish_entity_training(
-    remote: _Remote, rules: RuleExtractors, job: _TaggerJob | None
-) -> EntityRecognizer | None:
-    pool, future, tagger_dir = remote
+    children: _EntityChildren, rules: RuleExtractors
+) -> tuple[EntityRecognizer | None, Any]:
+    """The children's CRF recognizer and transformer tagger (None for what failed)."""
     try:
-        model_bytes, tagger_params, config, fit_info = future.result()
-        tagger = CrfTagger.from_bytes(model_bytes, **tagger_params) if model_bytes else None
-        if tagger is not None:
-            tagger.fit_info = fit_info
-        recognizer = EntityRecognizer.from_config(rules, tagger, config)
-        if job is not None and (Path(tagger_dir) / "dense_tagger.json").is_file():
-            recognizer.set_neural(dense_tagger_class().load(Path(tagger_dir)), job.crf_weight)
-    except (OSError, RuntimeError, concurrent.futures.process.BrokenProcessPool):
-        return None
+        return children.crf_recognizer(rules), children.neural_tagger()
     finally:
-        pool.shutdown()
-        shutil.rmtree(tagger_dir, ignore_errors=True)
-    return recognizer
+        children.close()
