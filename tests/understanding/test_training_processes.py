@@ -167,3 +167,33 @@ def test_a_tagger_child_that_fails_is_replaced_by_the_tagger_trained_here(
     assert asked, "no tagger child was started"
     assert model.entities.neural is not None
     assert model.parse("how much is in savings").intent == "balance"
+
+
+@pytest.mark.slow
+def test_on_the_largest_data_the_tagger_trains_after_the_crf_in_its_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where every part is bound by the time budget, a third process would only split
+    two cores three ways: the CRF's child trains the tagger after the CRF."""
+    monkeypatch.setattr(training_module, "_PARALLEL_MIN_EXAMPLES", 50)
+    monkeypatch.setattr(training_module, "_TAGGER_BESIDE_MAX_EXAMPLES", 60)
+    started: list[Any] = []
+    start = training_module._in_second_process
+
+    def spy(fn: Any, *args: Any) -> Any:
+        started.append(fn)
+        return start(fn, *args)
+
+    here: list[Any] = []
+    train_here = training_module.train_dense_tagger
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        here.append(args)
+        return train_here(*args, **kwargs)
+
+    monkeypatch.setattr(training_module, "_in_second_process", spy)
+    monkeypatch.setattr(training_module, "train_dense_tagger", counted)
+    model = NluModel.train(_entity_data(), "accurate", intent_params=PARAMS, tagger_params=TAGGER)
+    assert started == [training_module._train_entities_in_child]
+    assert here == [], "the tagger trained here, not after the CRF in its child"
+    assert model.entities.neural is not None

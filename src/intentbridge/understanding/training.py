@@ -64,12 +64,18 @@ _PARALLEL_MIN_EXAMPLES = 2000  # below this, a second process costs more than it
 _TOTAL_BUDGET_S = 570.0
 _MIN_TAGGER_BUDGET_S = 60.0
 # The CRF (L-BFGS) may take this share of the time left: half when the tagger trains
-# after it, in the same process (small data), nearly all when the tagger trains beside
-# it in another. SGD's 34k examples took 323 s for 100 iterations on a normal day and
-# ~700 s on a machine 2.2x slower, leaving the tagger its minimum and the training at
-# 722 s when the two ran in turn.
+# after it in the same process, nearly all when the tagger trains beside it in another.
+# SGD's 34k examples took 323 s for 100 iterations on a normal day and ~700 s on a
+# machine 2.2x slower, leaving the tagger its minimum and the training at 722 s when
+# the two ran in turn.
 _CRF_SHARE = 0.5
 _CRF_SHARE_BESIDE_TAGGER = 0.9
+# Up to this size the tagger trains in a process of its own from the start (SNIPS:
+# 13k examples, 553 -> 519 s and all 8 epochs instead of 6.9). Above it, every part
+# is bound by the budget and three processes only split two cores three ways: SGD's
+# 34k examples left the dense intent model 50 s of training after 178 s caching its
+# lower layers' states (0.3 epochs; intent accuracy 65.7 instead of 66.3).
+_TAGGER_BESIDE_MAX_EXAMPLES = 20_000
 
 
 def train_model(
@@ -128,11 +134,13 @@ def train_model(
         defaults = {"algorithm": "lbfgs", "max_iterations": 100}
     crf_params = {**defaults, **(crf_params or {})}
     # The CRF holds the GIL for its whole training run; on large data it trains in
-    # a second process while this one fits the intent models (2 cores, ~2x faster),
-    # and the transformer tagger, when the pipeline has one, in a third: none of the
-    # three needs another's result, and the tagger, the longest, starts at once.
+    # a second process while this one fits the intent models (2 cores, ~2x faster).
+    # The transformer tagger, when the pipeline has one, trains in a third from the
+    # start (none of the three needs another's result), or on the largest data after
+    # the CRF in the second.
     parallel = data.has_entities and len(data.examples) >= _PARALLEL_MIN_EXAMPLES
-    if parallel and job is not None:
+    beside = parallel and job is not None and len(data.examples) <= _TAGGER_BESIDE_MAX_EXAMPLES
+    if beside and job is not None:
         # three processes on two cores: one torch thread each, or a parallel region
         # waits for a thread the other processes keep off the CPU
         job = replace(job, params={**job.params, "num_threads": 1})
@@ -142,7 +150,11 @@ def train_model(
             else v
             for k, v in params.items()
         }
-    remote = _start_entity_training(data, rules_config, crf_params, job) if parallel else None
+    remote = (
+        _start_entity_training(data, rules_config, crf_params, job, beside=beside)
+        if parallel
+        else None
+    )
 
     report("intent", 0.0)
     if len(classes) >= 2:
@@ -488,18 +500,25 @@ def _train_entities_in_child(
     rules_config: dict[str, Any],
     crf_params: dict[str, Any] | None,
     job: _TaggerJob | None = None,
+    tagger_dir: str | None = None,
 ) -> tuple[bytes | None, dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Child-process entry point: returns what the parent needs to rebuild the result
-    (the CRF's model bytes, parameters and how its training went; the merge policy)."""
+    (the CRF's model bytes, parameters and how its training went; the merge policy).
+
+    With a tagger job and ``tagger_dir``, the transformer tagger is trained after the
+    CRF and saved there (safetensors + JSON); with a job and no ``tagger_dir``, another
+    child trains it meanwhile.
+    """
     rules = RuleExtractors(**rules_config)
-    # with a job, the tagger trains in another child meanwhile
-    budget = job.crf_budget(beside_tagger=True) if job is not None else None
+    budget = job.crf_budget(beside_tagger=tagger_dir is None) if job is not None else None
     recognizer = EntityRecognizer.train(
         data, rules=rules, crf_params=crf_params, crf_time_budget_s=budget
     )
     tagger = recognizer.tagger
     if tagger is None:
         return None, {}, recognizer.config(), {}
+    if job is not None and tagger_dir is not None:
+        job.train(data).save(Path(tagger_dir))
     return tagger.model_bytes, tagger.params(), recognizer.config(), tagger.fit_info
 
 
@@ -530,7 +549,7 @@ class _EntityChildren:
     transformer tagger in another: neither needs the other, nor the intent models."""
 
     crf: _Child
-    tagger: _Child | None
+    tagger: _Child | None  # None: no tagger, or the CRF's child trains it after the CRF
     tagger_dir: str
 
     def crf_recognizer(self, rules: RuleExtractors) -> EntityRecognizer | None:
@@ -548,20 +567,24 @@ class _EntityChildren:
         return EntityRecognizer.from_config(rules, tagger, config)
 
     def neural_tagger(self) -> Any:
-        """The transformer tagger; None when there was none to train or its child
-        failed (the caller trains it here then)."""
-        if self.tagger is None:
+        """The transformer tagger (after :meth:`crf_recognizer`); None when there was
+        none to train or its child failed (the caller trains it here then)."""
+        if self.tagger is not None:
+            pool, future = self.tagger
+            try:
+                future.result()
+            except Exception:
+                # the child died, or failed: trained here, the tagger either works
+                # or raises the error that training should
+                return None
+            finally:
+                pool.shutdown()
+        if not (Path(self.tagger_dir) / "dense_tagger.json").is_file():
             return None
-        pool, future = self.tagger
         try:
-            future.result()
             return dense_tagger_class().load(Path(self.tagger_dir))
-        except Exception:
-            # the child died, or failed: trained here, the tagger either works or
-            # raises the error that training should
+        except (OSError, ModelError):
             return None
-        finally:
-            pool.shutdown()
 
     def close(self) -> None:
         for child in (self.crf, self.tagger):
@@ -575,14 +598,25 @@ def _start_entity_training(
     rules_config: dict[str, Any],
     crf_params: dict[str, Any] | None,
     job: _TaggerJob | None,
+    *,
+    beside: bool,
 ) -> _EntityChildren | None:
-    crf = _in_second_process(_train_entities_in_child, data, rules_config, crf_params, job)
-    if crf is None:
-        return None  # train in-process
+    """The CRF training in a child; the tagger in another (``beside``) or after it."""
     tagger_dir = tempfile.mkdtemp(prefix="intentbridge-tagger-")
+    crf = _in_second_process(
+        _train_entities_in_child,
+        data,
+        rules_config,
+        crf_params,
+        job,
+        None if beside else tagger_dir,
+    )
+    if crf is None:
+        shutil.rmtree(tagger_dir, ignore_errors=True)
+        return None  # train in-process
     tagger = (
         _in_second_process(_train_tagger_in_child, data, job, tagger_dir)
-        if job is not None
+        if beside and job is not None
         else None
     )
     return _EntityChildren(crf, tagger, tagger_dir)
