@@ -43,9 +43,10 @@ class Averaged:
 
 
 def main(model_dir: str, name: str, seed: int) -> None:
+    from dense_tagger_eval import entity_row
+
     from intentbridge.understanding.data import load_training_data
     from intentbridge.understanding.dense_tagger import DenseTokenTagger
-    from intentbridge.understanding.evaluation import evaluate
     from intentbridge.understanding.model import NluModel
     from intentbridge.understanding.training import train_dense_tagger
 
@@ -79,16 +80,7 @@ def main(model_dir: str, name: str, seed: int) -> None:
     }
     for label, tagger in variants.items():
         model.entities.set_neural(tagger, weight)
-        m = evaluate(model, valid, latency_sample=200)
-        row = {
-            "set": name,
-            "variant": label,
-            "entity_f1": round(100 * m["entity_f1"], 2),
-            "frame_accuracy": round(100 * m["frame_accuracy"], 2),
-            "intent_accuracy": round(100 * m["intent_accuracy"], 2),
-            "parse_p50_ms": round(m["latency_ms"]["p50"], 2),
-        }
-        print(json.dumps(row), flush=True)
+        print(json.dumps(entity_row(model, valid, name, label)), flush=True)
 
 
 if __name__ == "__main__":
