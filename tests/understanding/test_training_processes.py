@@ -197,3 +197,26 @@ def test_on_the_largest_data_the_tagger_trains_after_the_crf_in_its_process(
     assert started == [training_module._train_entities_in_child]
     assert here == [], "the tagger trained here, not after the CRF in its child"
     assert model.entities.neural is not None
+
+
+@pytest.mark.slow
+def test_a_failed_intent_fit_ends_the_entity_children_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The children would train on for minutes; the error comes now, and they end."""
+    import multiprocessing
+    import time
+
+    monkeypatch.setattr(training_module, "_PARALLEL_MIN_EXAMPLES", 50)
+    long_tagger = {"epochs": 300.0, "time_budget_s": 300.0}
+    bad_intents = {**PARAMS, "dense": {"method": "frozen", "no_such_parameter": 1}}
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match="no_such_parameter"):
+        NluModel.train(
+            _entity_data(), "accurate", intent_params=bad_intents, tagger_params=long_tagger
+        )
+    deadline = time.monotonic() + 10
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert multiprocessing.active_children() == []
+    assert time.perf_counter() - started < 60

@@ -156,57 +156,68 @@ def train_model(
         else None
     )
 
-    report("intent", 0.0)
-    if len(classes) >= 2:
+    try:
+        report("intent", 0.0)
+        if len(classes) >= 2:
 
-        def fit_final() -> list[Any]:
-            return [make_intent_model(k, params[k]).fit(texts, labels) for k in spec.intent_models]
+            def fit_final() -> list[Any]:
+                return [
+                    make_intent_model(k, params[k]).fit(texts, labels) for k in spec.intent_models
+                ]
 
-        # The final fit does not depend on the held-out one. Where every model's fit
-        # runs outside the GIL (liblinear does), both run at once: on two cores the
-        # fast pipeline trained CLINC150 in 17 s instead of 30 s. Below _SMALL_DATA
-        # the fits take under a second each; no thread is worth it.
-        threaded = len(data.examples) >= _SMALL_DATA and all(
-            getattr(intent_model_class(k), "fits_in_threads", False) for k in spec.intent_models
-        )
-        # Heavy models' held-out fits go to a second process when no entity training
-        # holds the other core: BANKING77's accurate training took 320 s on one core.
-        heavy = [
-            k
-            for k in spec.intent_models
-            if getattr(intent_model_class(k), "fits_in_a_process", False)
-        ]
-        held_out = None
-        if heavy and remote is None and len(data.examples) >= _SMALL_DATA:
-            # two fits at once on two cores: one torch thread each
-            one_thread = {
-                k: {**v, "num_threads": 1} if k in heavy else v for k, v in params.items()
-            }
-            [split] = _folds(labels, seed)  # one held-out split on data this large
-            held_out = _HeldOut.start(_HeldOutJob(heavy, one_thread, texts, labels, classes, split))
-            if held_out is not None:
-                params = one_thread
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            final = pool.submit(fit_final) if threaded else None
-            # with a child at work, the final fits come first (held-out ones are in it)
-            early = fit_final() if held_out is not None else None
-            calibration = _fit_calibration(
-                spec.intent_models,
-                params,
-                texts,
-                labels,
-                classes=classes,
-                seed=seed,
-                report=report,
-                unseen_weight=unseen_weight,
-                held_out=held_out,
+            # The final fit does not depend on the held-out one. Where every model's fit
+            # runs outside the GIL (liblinear does), both run at once: on two cores the
+            # fast pipeline trained CLINC150 in 17 s instead of 30 s. Below _SMALL_DATA
+            # the fits take under a second each; no thread is worth it.
+            threaded = len(data.examples) >= _SMALL_DATA and all(
+                getattr(intent_model_class(k), "fits_in_threads", False) for k in spec.intent_models
             )
-            models = final.result() if final is not None else early or fit_final()
-    else:
-        # one intent: nothing to classify; every message it knows a word of gets it
-        calibration = Calibration(weights=tuple(1.0 for _ in spec.intent_models))
-        models = [ConstantIntent(classes[0]).fit(texts, labels) for _ in spec.intent_models]
-    report("intent", 1.0)
+            # Heavy models' held-out fits go to a second process when no entity training
+            # holds the other core: BANKING77's accurate training took 320 s on one core.
+            heavy = [
+                k
+                for k in spec.intent_models
+                if getattr(intent_model_class(k), "fits_in_a_process", False)
+            ]
+            held_out = None
+            if heavy and remote is None and len(data.examples) >= _SMALL_DATA:
+                # two fits at once on two cores: one torch thread each
+                one_thread = {
+                    k: {**v, "num_threads": 1} if k in heavy else v for k, v in params.items()
+                }
+                [split] = _folds(labels, seed)  # one held-out split on data this large
+                held_out = _HeldOut.start(
+                    _HeldOutJob(heavy, one_thread, texts, labels, classes, split)
+                )
+                if held_out is not None:
+                    params = one_thread
+            with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+                final = pool.submit(fit_final) if threaded else None
+                # with a child at work, the final fits come first (held-out ones are in it)
+                early = fit_final() if held_out is not None else None
+                calibration = _fit_calibration(
+                    spec.intent_models,
+                    params,
+                    texts,
+                    labels,
+                    classes=classes,
+                    seed=seed,
+                    report=report,
+                    unseen_weight=unseen_weight,
+                    held_out=held_out,
+                )
+                models = final.result() if final is not None else early or fit_final()
+        else:
+            # one intent: nothing to classify; every message it knows a word of gets it
+            calibration = Calibration(weights=tuple(1.0 for _ in spec.intent_models))
+            models = [ConstantIntent(classes[0]).fit(texts, labels) for _ in spec.intent_models]
+        report("intent", 1.0)
+    except BaseException:
+        # a failed or interrupted intent fit: the entity children would otherwise
+        # train on for minutes, and the interpreter waits for them at exit
+        if remote is not None:
+            remote.stop()
+        raise
 
     report("entities", 0.0)
     entities, neural = _finish_entity_training(remote, rules) if remote else (None, None)
@@ -543,6 +554,15 @@ def _in_second_process(fn: Callable[..., Any], *args: Any) -> _Child | None:
         return None
 
 
+def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Terminate ``pool``'s worker processes and let it go without waiting."""
+    # no public way to end a running task before Python 3.14's terminate_workers()
+    processes = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 @dataclass
 class _EntityChildren:
     """The CRF training in one child process and, in the accurate pipeline, the
@@ -557,14 +577,14 @@ class _EntityChildren:
         pool, future = self.crf
         try:
             model_bytes, tagger_params, config, fit_info = future.result()
+            tagger = CrfTagger.from_bytes(model_bytes, **tagger_params) if model_bytes else None
+            if tagger is not None:
+                tagger.fit_info = fit_info
+            return EntityRecognizer.from_config(rules, tagger, config)
         except (OSError, RuntimeError, concurrent.futures.process.BrokenProcessPool):
             return None
         finally:
             pool.shutdown()
-        tagger = CrfTagger.from_bytes(model_bytes, **tagger_params) if model_bytes else None
-        if tagger is not None:
-            tagger.fit_info = fit_info
-        return EntityRecognizer.from_config(rules, tagger, config)
 
     def neural_tagger(self) -> Any:
         """The transformer tagger (after :meth:`crf_recognizer`); None when there was
@@ -587,9 +607,17 @@ class _EntityChildren:
             return None
 
     def close(self) -> None:
+        """Wait for the children to end (they have, once their results are read)."""
         for child in (self.crf, self.tagger):
             if child is not None:
                 child[0].shutdown(cancel_futures=True)
+        shutil.rmtree(self.tagger_dir, ignore_errors=True)
+
+    def stop(self) -> None:
+        """End the children now, whatever they are doing."""
+        for child in (self.crf, self.tagger):
+            if child is not None:
+                _stop(child[0])
         shutil.rmtree(self.tagger_dir, ignore_errors=True)
 
 
