@@ -93,6 +93,7 @@ def train_model(
     unseen_weight: float = 0.0,
 ) -> NluModel:
     """What :meth:`NluModel.train <intentbridge.understanding.model.NluModel.train>` does."""
+    _refuse_in_a_child_importing_main()
     started = time.perf_counter()
     spec = get_pipeline(pipeline)
     report = progress or (lambda stage, frac: None)
@@ -256,6 +257,26 @@ def train_model(
     )
     report("done", 1.0)
     return model
+
+
+def _refuse_in_a_child_importing_main() -> None:
+    """Refuse to train inside one of training's own child processes that is importing
+    the caller's script.
+
+    The children are spawned: each imports the script that started training again. A
+    script that trains at its top level, not under ``if __name__ == "__main__":``,
+    would train once more in every child (where a child of its own cannot start, all
+    in turn), doubling the work and its output. Raised there, the error ends the
+    child; the parent then does that child's part itself, and the message says what
+    to change.
+    """
+    # multiprocessing's own flag for "this process is still importing the main module"
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise ModelError(
+            "NluModel.train() was called while a training child process imported your "
+            "script again (child processes are spawned, and they import the main "
+            'script): put the training under `if __name__ == "__main__":`'
+        )
 
 
 def _shortened(parts: list[tuple[str, Any]]) -> list[dict[str, Any]]:
