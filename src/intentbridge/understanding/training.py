@@ -145,80 +145,33 @@ def train_model(
         # three processes on two cores: one torch thread each, or a parallel region
         # waits for a thread the other processes keep off the CPU
         job = replace(job, params={**job.params, "num_threads": 1})
-        params = {
-            k: {**v, "num_threads": 1}
-            if getattr(intent_model_class(k), "fits_in_a_process", False)
-            else v
-            for k, v in params.items()
-        }
+        params = _one_thread(params, _heavy(spec.intent_models))
     remote = (
         _start_entity_training(data, rules_config, crf_params, job, beside=beside)
         if parallel
         else None
     )
 
+    report("intent", 0.0)
     try:
-        report("intent", 0.0)
-        if len(classes) >= 2:
-
-            def fit_final() -> list[Any]:
-                return [
-                    make_intent_model(k, params[k]).fit(texts, labels) for k in spec.intent_models
-                ]
-
-            # The final fit does not depend on the held-out one. Where every model's fit
-            # runs outside the GIL (liblinear does), both run at once: on two cores the
-            # fast pipeline trained CLINC150 in 17 s instead of 30 s. Below _SMALL_DATA
-            # the fits take under a second each; no thread is worth it.
-            threaded = len(data.examples) >= _SMALL_DATA and all(
-                getattr(intent_model_class(k), "fits_in_threads", False) for k in spec.intent_models
-            )
-            # Heavy models' held-out fits go to a second process when no entity training
-            # holds the other core: BANKING77's accurate training took 320 s on one core.
-            heavy = [
-                k
-                for k in spec.intent_models
-                if getattr(intent_model_class(k), "fits_in_a_process", False)
-            ]
-            held_out = None
-            if heavy and remote is None and len(data.examples) >= _SMALL_DATA:
-                # two fits at once on two cores: one torch thread each
-                one_thread = {
-                    k: {**v, "num_threads": 1} if k in heavy else v for k, v in params.items()
-                }
-                [split] = _folds(labels, seed)  # one held-out split on data this large
-                held_out = _HeldOut.start(
-                    _HeldOutJob(heavy, one_thread, texts, labels, classes, split)
-                )
-                if held_out is not None:
-                    params = one_thread
-            with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-                final = pool.submit(fit_final) if threaded else None
-                # with a child at work, the final fits come first (held-out ones are in it)
-                early = fit_final() if held_out is not None else None
-                calibration = _fit_calibration(
-                    spec.intent_models,
-                    params,
-                    texts,
-                    labels,
-                    classes=classes,
-                    seed=seed,
-                    report=report,
-                    unseen_weight=unseen_weight,
-                    held_out=held_out,
-                )
-                models = final.result() if final is not None else early or fit_final()
-        else:
-            # one intent: nothing to classify; every message it knows a word of gets it
-            calibration = Calibration(weights=tuple(1.0 for _ in spec.intent_models))
-            models = [ConstantIntent(classes[0]).fit(texts, labels) for _ in spec.intent_models]
-        report("intent", 1.0)
+        calibration, models = _fit_intents(
+            spec.intent_models,
+            params,
+            texts,
+            labels,
+            classes,
+            seed=seed,
+            report=report,
+            unseen_weight=unseen_weight,
+            second_core_free=remote is None,
+        )
     except BaseException:
         # a failed or interrupted intent fit: the entity children would otherwise
         # train on for minutes, and the interpreter waits for them at exit
         if remote is not None:
             remote.stop()
         raise
+    report("intent", 1.0)
 
     report("entities", 0.0)
     entities, neural = _finish_entity_training(remote, rules) if remote else (None, None)
@@ -257,6 +210,80 @@ def train_model(
     )
     report("done", 1.0)
     return model
+
+
+def _heavy(kinds: Sequence[str]) -> list[str]:
+    """The intent model kinds whose fits are worth a process of their own (torch)."""
+    return [k for k in kinds if getattr(intent_model_class(k), "fits_in_a_process", False)]
+
+
+def _one_thread(
+    params: Mapping[str, dict[str, Any]], kinds: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """``params`` with one torch thread for ``kinds``: for fits sharing two cores."""
+    return {k: {**v, "num_threads": 1} if k in kinds else v for k, v in params.items()}
+
+
+def _fit_intents(
+    kinds: Sequence[str],
+    params: dict[str, dict[str, Any]],
+    texts: list[str],
+    labels: list[str],
+    classes: list[str],
+    *,
+    seed: int,
+    report: Progress,
+    unseen_weight: float,
+    second_core_free: bool,
+) -> tuple[Calibration, list[Any]]:
+    """The intent models fitted on all data, and their calibration from held-out fits.
+
+    ``second_core_free``: no entity training holds the other core, so heavy models'
+    held-out fits may take it.
+    """
+    if len(classes) < 2:
+        # one intent: nothing to classify; every message it knows a word of gets it
+        calibration = Calibration(weights=tuple(1.0 for _ in kinds))
+        return calibration, [ConstantIntent(classes[0]).fit(texts, labels) for _ in kinds]
+
+    def fit_final() -> list[Any]:
+        return [make_intent_model(k, params[k]).fit(texts, labels) for k in kinds]
+
+    # The final fit does not depend on the held-out one. Where every model's fit runs
+    # outside the GIL (liblinear does), both run at once: on two cores the fast
+    # pipeline trained CLINC150 in 17 s instead of 30 s. Below _SMALL_DATA the fits
+    # take under a second each; no thread is worth it.
+    large = len(texts) >= _SMALL_DATA
+    threaded = large and all(
+        getattr(intent_model_class(k), "fits_in_threads", False) for k in kinds
+    )
+    # Heavy models' held-out fits go to a second process when no entity training holds
+    # the other core: BANKING77's accurate training took 320 s on one core.
+    heavy = _heavy(kinds)
+    held_out = None
+    if heavy and second_core_free and large:
+        one_thread = _one_thread(params, heavy)  # two fits at once on two cores
+        [split] = _folds(labels, seed)  # one held-out split on data this large
+        held_out = _HeldOut.start(_HeldOutJob(heavy, one_thread, texts, labels, classes, split))
+        if held_out is not None:
+            params = one_thread
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        final = pool.submit(fit_final) if threaded else None
+        # with a child at work, the final fits come first (held-out ones are in it)
+        early = fit_final() if held_out is not None else None
+        calibration = _fit_calibration(
+            kinds,
+            params,
+            texts,
+            labels,
+            classes=classes,
+            seed=seed,
+            report=report,
+            unseen_weight=unseen_weight,
+            held_out=held_out,
+        )
+        models = final.result() if final is not None else early or fit_final()
+    return calibration, models
 
 
 def _refuse_in_a_child_importing_main() -> None:
