@@ -75,9 +75,12 @@ class Gazetteer:
     phrases: dict[Phrase, dict[str, int]] = field(default_factory=dict)
     #: every proper prefix of a phrase: a lookup stops at the first word no phrase goes on with
     _prefixes: set[Phrase] = field(init=False, repr=False, compare=False)
+    #: each phrase's features when nothing is left out (parsing), derived once
+    _features: dict[Phrase, tuple[str, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._prefixes = {p[:k] for p in self.phrases for k in range(1, len(p))}
+        self._features = {p: tuple(self._labels(p, c, {})) for p, c in self.phrases.items()}
 
     @classmethod
     def learn(cls, annotated: Iterable[Iterable[tuple[Phrase, str]]]) -> Gazetteer:
@@ -110,7 +113,8 @@ class Gazetteer:
                 phrase = tuple(words[i:end])
                 labels = self.phrases.get(phrase)
                 if labels is not None:
-                    for label in self._labels(phrase, labels, own):
+                    found = self._labels(phrase, labels, own) if own else self._features[phrase]
+                    for label in found:
                         tags[i].append("g=B:" + label)
                         for j in range(i + 1, end):
                             tags[j].append("g=I:" + label)
