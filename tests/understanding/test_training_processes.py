@@ -121,6 +121,20 @@ def _entity_data() -> TrainingData:
 TAGGER = {"epochs": 1.0}
 
 
+def _count_taggers_trained_here(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The transformer taggers trained in this process from now on (a spawned child
+    has the real function: the patch does not reach it)."""
+    here: list[Any] = []
+    train_here = training_module.train_dense_tagger
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        here.append(args)
+        return train_here(*args, **kwargs)
+
+    monkeypatch.setattr(training_module, "train_dense_tagger", counted)
+    return here
+
+
 @pytest.mark.slow
 def test_the_transformer_tagger_trains_in_a_process_of_its_own(
     monkeypatch: pytest.MonkeyPatch,
@@ -128,14 +142,7 @@ def test_the_transformer_tagger_trains_in_a_process_of_its_own(
     """On large data (here: made large) the tagger trains beside the CRF and the
     intent models, not after them in this process."""
     monkeypatch.setattr(training_module, "_PARALLEL_MIN_EXAMPLES", 50)
-    here: list[Any] = []
-    train_here = training_module.train_dense_tagger
-
-    def counted(*args: Any, **kwargs: Any) -> Any:  # the children have their own
-        here.append(args)
-        return train_here(*args, **kwargs)
-
-    monkeypatch.setattr(training_module, "train_dense_tagger", counted)
+    here = _count_taggers_trained_here(monkeypatch)
     model = NluModel.train(_entity_data(), "accurate", intent_params=PARAMS, tagger_params=TAGGER)
     assert here == [], "the tagger trained here, not in a child process"
     assert model.entities.neural is not None
@@ -184,15 +191,8 @@ def test_on_the_largest_data_the_tagger_trains_after_the_crf_in_its_process(
         started.append(fn)
         return start(fn, *args)
 
-    here: list[Any] = []
-    train_here = training_module.train_dense_tagger
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        here.append(args)
-        return train_here(*args, **kwargs)
-
     monkeypatch.setattr(training_module, "_in_second_process", spy)
-    monkeypatch.setattr(training_module, "train_dense_tagger", counted)
+    here = _count_taggers_trained_here(monkeypatch)
     model = NluModel.train(_entity_data(), "accurate", intent_params=PARAMS, tagger_params=TAGGER)
     assert started == [training_module._train_entities_in_child]
     assert here == [], "the tagger trained here, not after the CRF in its child"
